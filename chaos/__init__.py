@@ -1,0 +1,1 @@
+"""chaos: see DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Backends behind small interfaces: storage (SQLite | PostgreSQL) and, later, the bus."""

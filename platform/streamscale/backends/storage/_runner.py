@@ -1,0 +1,95 @@
+"""Blocking database work, run from trio without blocking it: the base of `SqlStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import trio
+from sqlalchemy import Connection, Engine, Select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from . import _rows
+from ._engine import SINGLE_READ_OPTION, WRITE_OPTION, is_sqlite_memory
+
+T = TypeVar("T")
+
+
+class SqlRunner:
+    """Runs blocking SQLAlchemy work from trio: in worker threads, writes queued on SQLite.
+
+    SQLite allows one writer at a time anyway, so this process queues its writes on a
+    trio.Lock instead of parking threads in the busy handler; the busy timeout then only
+    covers other processes. IntegrityError leaves as Conflict or NotFound.
+    """
+
+    def __init__(self, engine: Engine, *, threads: int) -> None:
+        self._engine = engine
+        # Each read is one statement, consistent on its own: skip BEGIN and ROLLBACK
+        # (two round trips on PostgreSQL, one statement fewer on SQLite).
+        self._read_engine = (
+            engine.execution_options(**{SINGLE_READ_OPTION: True})
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._limiter = trio.CapacityLimiter(threads)
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = trio.Lock() if self._sqlite else None
+        self._serial = is_sqlite_memory(engine.url)  # one shared connection
+        self._insert = sqlite.insert if self._sqlite else postgresql.insert
+
+    @property
+    def engine(self) -> Engine:
+        """For tests and tools; services use the methods."""
+        return self._engine
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await trio.to_thread.run_sync(self._engine.dispose, limiter=self._limiter)
+
+    async def _call(self, work: Callable[[], T], *, write: bool) -> T:
+        lock = self._write_lock if write or self._serial else None
+        try:
+            if lock is None:
+                return await trio.to_thread.run_sync(work, limiter=self._limiter)
+            async with lock:
+                return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        except IntegrityError as exc:
+            mapped = _rows.map_integrity_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        def work() -> T:
+            with self._read_engine.connect() as conn:
+                return fn(conn)
+
+        return await self._call(work, write=False)
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        def work() -> T:
+            with self._write_engine.begin() as conn:
+                return fn(conn)
+
+        return await self._call(work, write=True)
+
+    async def _one(self, stmt: Select[Any], convert: Callable[[Any], T]) -> T | None:
+        row = await self._read(lambda conn: conn.execute(stmt).one_or_none())
+        return None if row is None else convert(row)
+
+    async def _all(self, stmt: Select[Any]) -> Sequence[Any]:
+        return await self._read(lambda conn: conn.execute(stmt).all())

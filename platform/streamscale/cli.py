@@ -1,0 +1,138 @@
+"""The `streamscale` command: up | estimate | sim | load | chaos | report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from . import __version__
+from .config import Config, ConfigError, load
+from .runtime import NotYetAvailable, Service, ServiceInfo, resolve, run_services
+
+log = logging.getLogger("streamscale")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamscale",
+        description="A live streaming platform, its capacity model and its drills.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamscale {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the platform's services in one process")
+    up.add_argument("--config", type=Path, help="TOML config file (default: none)")
+    up.add_argument(
+        "--services", help="comma-separated subset, e.g. gateway,media (default: all built)"
+    )
+    up.add_argument("--list", action="store_true", help="list the services and exit")
+
+    for name, help_text in [
+        ("estimate", "the seed's back-of-envelope figures for a scenario"),
+        ("sim", "run the SimPy capacity model on a scenario"),
+        ("load", "run a Locust load test against the real platform"),
+        ("chaos", "run a chaos drill against the real platform"),
+        ("report", "overlay model and real-run results"),
+    ]:
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return _up(args)
+        return _delegate(args.command, list(args.args))
+    except ConfigError as exc:
+        print(f"streamscale: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+_NOT_YET = {
+    "load": "Locust load tests (roadmap item 6)",
+    "chaos": "chaos drills (roadmap item 6)",
+    "report": "model-vs-real reports (roadmap item 6)",
+}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    if command in _NOT_YET:
+        print(f"streamscale {command}: not built yet: {_NOT_YET[command]}", file=sys.stderr)
+        return 2
+    try:
+        from sim import cli as sim_cli
+    except ImportError:
+        print(f"streamscale {command}: the capacity model is not built yet", file=sys.stderr)
+        return 2
+    entry = sim_cli.estimate_main if command == "estimate" else sim_cli.sim_main
+    result: int = entry(argv)
+    return result
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.list:
+        from .runtime import SERVICES
+
+        for service in SERVICES.values():
+            state = "" if service.module else f"  (not built yet: {service.issue})"
+            print(f"{service.name:10} {service.summary}{state}")
+        return 0
+    config = load(args.config)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        services = resolve(args.services)
+        for service in services:
+            service.load()
+    except (ValueError, NotYetAvailable) as exc:
+        print(f"streamscale up: {exc}", file=sys.stderr)
+        return 2
+    trio.run(_serve, config, services)
+    return 0
+
+
+def _print_started(info: ServiceInfo) -> None:
+    for label, url in info.urls.items():
+        print(f"  {info.name:8} {label:10} {url}", flush=True)
+
+
+async def _serve(config: Config, services: list[Service]) -> None:
+    shutdown = trio.Event()
+    grace_s = config.gateway.shutdown_grace_s
+    async with trio.open_nursery() as nursery:
+
+        async def watch_signals() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if shutdown.is_set():
+                        log.warning("second signal: stopping now")
+                        nursery.cancel_scope.cancel()
+                        return
+                    log.info("%s: graceful shutdown", signal.Signals(signum).name)
+                    shutdown.set()
+
+        nursery.start_soon(watch_signals)
+        print(f"streamscale {__version__}: starting (data in {config.data_dir})", flush=True)
+        await run_services(
+            config,
+            services,
+            shutdown=shutdown,
+            grace_s=grace_s,
+            on_started=_print_started,
+        )
+        print("streamscale: stopped", flush=True)
+        nursery.cancel_scope.cancel()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

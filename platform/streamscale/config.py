@@ -1,0 +1,270 @@
+"""Platform configuration: frozen keyword-only dataclasses from TOML plus environment.
+
+Every field has a default, so `streamscale up` runs with no file at all (embedded
+defaults: SQLite under `data_dir`, in-process bus). A TOML file overrides the defaults
+section by section; `STREAMSCALE_<SECTION>__<KEY>` environment variables override both
+(e.g. `STREAMSCALE_GATEWAY__PORT=9000`). Unknown keys and bad values raise ConfigError
+naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+ENV_PREFIX = "STREAMSCALE_"
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value is invalid."""
+
+
+def _port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port in 0..65535 (0 picks a free port)")
+
+
+def _positive(value: float) -> None:
+    if value <= 0:
+        raise ValueError("must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    """The HTTP API front (hypercorn + quart-trio)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how clients reach the gateway; derived from host:port if empty
+    max_body_bytes: int = 64 * 1024
+    shutdown_grace_s: float = 5.0
+    login_rate_per_minute: int = 10  # per client IP, login and register each
+    write_rate_per_minute: int = 120  # per authenticated user, for POST/PATCH/DELETE
+    trust_forwarded_for: bool = False  # honour X-Forwarded-For from a load balancer
+
+    def __post_init__(self) -> None:
+        _check(self, "port", _port)
+        _check(self, "max_body_bytes", _positive)
+        _check(self, "shutdown_grace_s", _positive)
+        _check(self, "login_rate_per_minute", _positive)
+        _check(self, "write_rate_per_minute", _positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """JWT access tokens (short) and opaque refresh tokens (long, rotated on use)."""
+
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    key_rotation_s: int = 24 * 3600  # a new signing key is made this often
+    key_retire_s: int = 2 * 24 * 3600  # old keys still verify this long after rotation
+    issuer: str = "streamscale"
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile)
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    password_parallelism: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("access_ttl_s", "refresh_ttl_s", "key_rotation_s", "key_retire_s",
+                     "password_time_cost", "password_memory_kib", "password_parallelism"):
+            _check(self, name, _positive)
+        if self.key_retire_s < self.access_ttl_s:
+            raise ConfigError(
+                "key_retire_s: must be at least auth.access_ttl_s, or rotation "
+                "would log users out"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """Where state lives. Empty url: SQLite file `streamscale.db` under data_dir."""
+
+    url: str = ""
+    threads: int = 8  # worker threads for blocking DB calls (CapacityLimiter)
+    echo: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self, "threads", _positive)
+        if self.url and not self.url.startswith(("sqlite", "postgresql")):
+            raise ConfigError(
+                f"storage.url: {self.url!r} is not supported; use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DB"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaConfig:
+    """RTMP ingest and the transcode ladder."""
+
+    host: str = "127.0.0.1"
+    rtmp_port: int = 1935
+    reconnect_grace_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(self, "rtmp_port", _port)
+        _check(self, "reconnect_grace_s", _positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OriginConfig:
+    """HLS origin: lean h11 listener serving playlists and segments."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    public_url: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self, "port", _port)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    origin: OriginConfig = field(default_factory=OriginConfig)
+
+    def __post_init__(self) -> None:
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("log_level: must be one of DEBUG, INFO, WARNING, ERROR")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage.url or f"sqlite:///{self.data_dir / 'streamscale.db'}"
+
+    @property
+    def gateway_url(self) -> str:
+        gw = self.gateway
+        return gw.public_url or f"http://{gw.host}:{gw.port}"
+
+    @property
+    def origin_url(self) -> str:
+        return self.origin.public_url or f"http://{self.origin.host}:{self.origin.port}"
+
+    @property
+    def rtmp_url(self) -> str:
+        return f"rtmp://{self.media.host}:{self.media.rtmp_port}/live"
+
+
+def _check(obj: object, name: str, check: typing.Callable[[Any], None]) -> None:
+    try:
+        check(getattr(obj, name))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+C = TypeVar("C")
+
+
+def build(cls: type[C], data: Mapping[str, Any], *, where: str = "") -> C:
+    """Build dataclass `cls` from a mapping, converting and checking each value."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"{where}{key}: unknown key (known keys: {choices})")
+        kwargs[key] = _convert(hints[key], raw, f"{where}{key}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def _convert(hint: Any, raw: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{key}: expected a table, got {type(raw).__name__}")
+        return build(hint, raw, where=f"{key}.")
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    try:
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if isinstance(raw, str) and raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if hint is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if hint is str:
+            if not isinstance(raw, str):
+                raise ValueError
+            return raw
+        if hint is Path:
+            return Path(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{key}: expected {getattr(hint, '__name__', hint)}, got {raw!r}"
+        ) from None
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover
+
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`STREAMSCALE_GATEWAY__PORT=9000` -> {"gateway": {"port": "9000"}}."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {part} is not a section")
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load the config: defaults, then the TOML file, then the environment."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _merge(data, env_overrides(environ))
+    try:
+        return build(Config, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def replace(config: Config, **sections: Any) -> Config:
+    """A copy of `config` with whole sections or top-level fields replaced (for tests)."""
+    return dataclasses.replace(config, **sections)

@@ -1,0 +1,299 @@
+"""Codec configuration for the muxer: H.264 SPS/PPS and the AAC AudioSpecificConfig.
+
+The muxer needs a handful of facts the encoder already knows (resolution, profile and
+level for the avc1 CODECS string, sample rate and frame length for AAC), but carrying
+them in from outside invites mismatches, so they are read from the bitstream itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ._errors import HLSError
+
+NAL_SPS = 7
+NAL_PPS = 8
+_NAL_AUD = 9
+# Profiles whose SPS carries chroma format, bit depths and scaling lists (H.264 7.3.2.1.1).
+_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+_AAC_RATES = (
+    96000,
+    88200,
+    64000,
+    48000,
+    44100,
+    32000,
+    24000,
+    22050,
+    16000,
+    12000,
+    11025,
+    8000,
+    7350,
+)
+
+
+class _Bits:
+    """MSB-first bit reader over an RBSP (emulation prevention already removed)."""
+
+    __slots__ = ("_data", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def u(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            byte_i = self._pos >> 3
+            if byte_i >= len(self._data):
+                raise HLSError("truncated codec configuration")
+            value = (value << 1) | ((self._data[byte_i] >> (7 - (self._pos & 7))) & 1)
+            self._pos += 1
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+            if zeros > 31:
+                raise HLSError("bad exp-Golomb code in codec configuration")
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+def _rbsp(nal: bytes) -> bytes:
+    """Strip emulation prevention bytes (00 00 03 -> 00 00)."""
+    return nal.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in nal else nal
+
+
+def split_annexb(data: bytes) -> list[bytes]:
+    """NAL units of an Annex-B byte stream (start codes 00 00 01 or 00 00 00 01)."""
+    nals: list[bytes] = []
+    start = -1
+    i = 0
+    n = len(data)
+    while True:
+        j = data.find(b"\x00\x00\x01", i)
+        if j < 0:
+            break
+        if start >= 0:
+            end = j - 1 if j > 0 and data[j - 1] == 0 else j
+            if end > start:
+                nals.append(data[start:end])
+        start = j + 3
+        i = start
+    if start < 0:
+        raise HLSError("no Annex-B start code in H.264 data")
+    if start < n:
+        nals.append(data[start:])
+    return nals
+
+
+def avcc_from_nals(nals: list[bytes]) -> bytes:
+    """Join NAL units as 4-byte length-prefixed (AVCC) sample data."""
+    return b"".join(struct.pack(">I", len(nal)) + nal for nal in nals)
+
+
+def annexb_to_avcc(data: bytes) -> bytes:
+    """Convert one Annex-B access unit to an AVCC sample, dropping SPS/PPS/AUD.
+
+    Parameter sets live in the init segment (avcC); in-band copies would only waste
+    bytes in every keyframe part.
+    """
+    keep = [nal for nal in split_annexb(data) if nal[0] & 0x1F not in (NAL_SPS, NAL_PPS, _NAL_AUD)]
+    return avcc_from_nals(keep)
+
+
+def _skip_scaling_list(bits: _Bits, size: int) -> None:
+    last = nxt = 8
+    for _ in range(size):
+        if nxt != 0:
+            nxt = (last + bits.se() + 256) % 256
+        last = nxt if nxt != 0 else last
+
+
+@dataclass(frozen=True, slots=True)
+class H264Config:
+    """What the init segment and the master playlist need from the SPS and PPS."""
+
+    sps: bytes
+    pps: bytes
+    width: int
+    height: int
+    profile_idc: int
+    constraint_flags: int
+    level_idc: int
+    chroma_format_idc: int = 1
+    bit_depth_luma: int = 8
+    bit_depth_chroma: int = 8
+
+    @property
+    def codec(self) -> str:
+        """RFC 6381 string, avc1.PPCCLL from the three SPS bytes after the NAL header."""
+        return f"avc1.{self.profile_idc:02x}{self.constraint_flags:02x}{self.level_idc:02x}"
+
+    @classmethod
+    def from_sps_pps(cls, sps: bytes, pps: bytes) -> H264Config:
+        if len(sps) < 4 or sps[0] & 0x1F != NAL_SPS:
+            raise HLSError("not an H.264 SPS NAL unit")
+        if not pps or pps[0] & 0x1F != NAL_PPS:
+            raise HLSError("not an H.264 PPS NAL unit")
+        bits = _Bits(_rbsp(sps[1:]))
+        profile, constraints, level = bits.u(8), bits.u(8), bits.u(8)
+        bits.ue()  # seq_parameter_set_id
+        chroma, depth_luma, depth_chroma, separate_planes = 1, 8, 8, 0
+        if profile in _HIGH_PROFILES:
+            chroma = bits.ue()
+            if chroma > 3:
+                raise HLSError("bad chroma_format_idc in SPS")
+            if chroma == 3:
+                separate_planes = bits.u(1)
+            depth_luma, depth_chroma = bits.ue() + 8, bits.ue() + 8
+            bits.u(1)  # qpprime_y_zero_transform_bypass_flag
+            if bits.u(1):  # seq_scaling_matrix_present_flag
+                for i in range(8 if chroma != 3 else 12):
+                    if bits.u(1):
+                        _skip_scaling_list(bits, 16 if i < 6 else 64)
+        bits.ue()  # log2_max_frame_num_minus4
+        poc_type = bits.ue()
+        if poc_type == 0:
+            bits.ue()
+        elif poc_type == 1:
+            bits.u(1)
+            bits.se()
+            bits.se()
+            for _ in range(bits.ue()):
+                bits.se()
+        bits.ue()  # max_num_ref_frames
+        bits.u(1)  # gaps_in_frame_num_value_allowed_flag
+        width_mbs, height_units = bits.ue() + 1, bits.ue() + 1
+        frame_mbs_only = bits.u(1)
+        if not frame_mbs_only:
+            bits.u(1)  # mb_adaptive_frame_field_flag
+        bits.u(1)  # direct_8x8_inference_flag
+        crop = (bits.ue(), bits.ue(), bits.ue(), bits.ue()) if bits.u(1) else (0, 0, 0, 0)
+        if chroma == 0 or separate_planes:
+            unit_x, unit_y = 1, 2 - frame_mbs_only
+        else:
+            unit_x, unit_y = (
+                (1 if chroma == 3 else 2),
+                (2 if chroma == 1 else 1) * (2 - frame_mbs_only),
+            )
+        width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+        height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+        if width <= 0 or height <= 0:
+            raise HLSError("SPS cropping leaves no picture")
+        return cls(
+            sps=bytes(sps),
+            pps=bytes(pps),
+            width=width,
+            height=height,
+            profile_idc=profile,
+            constraint_flags=constraints,
+            level_idc=level,
+            chroma_format_idc=chroma,
+            bit_depth_luma=depth_luma,
+            bit_depth_chroma=depth_chroma,
+        )
+
+    @classmethod
+    def from_extradata(cls, extradata: bytes) -> H264Config:
+        """From an encoder's extradata: an avcC record or Annex-B SPS+PPS."""
+        if extradata[:1] == b"\x01":
+            return cls._from_avcc_record(extradata)
+        sps = pps = b""
+        for nal in split_annexb(extradata):
+            kind = nal[0] & 0x1F
+            if kind == NAL_SPS and not sps:
+                sps = nal
+            elif kind == NAL_PPS and not pps:
+                pps = nal
+        if not sps or not pps:
+            raise HLSError("extradata lacks an SPS or a PPS")
+        return cls.from_sps_pps(sps, pps)
+
+    @classmethod
+    def _from_avcc_record(cls, record: bytes) -> H264Config:
+        try:
+            pos = 5
+            n_sps = record[pos] & 0x1F
+            pos += 1
+            sets: list[list[bytes]] = [[], []]
+            for kind, count in ((0, n_sps), (1, -1)):
+                if count < 0:
+                    count = record[pos]
+                    pos += 1
+                for _ in range(count):
+                    (size,) = struct.unpack_from(">H", record, pos)
+                    sets[kind].append(record[pos + 2 : pos + 2 + size])
+                    pos += 2 + size
+        except (IndexError, struct.error) as exc:
+            raise HLSError("truncated avcC record") from exc
+        if not sets[0] or not sets[1]:
+            raise HLSError("avcC record lacks an SPS or a PPS")
+        return cls.from_sps_pps(sets[0][0], sets[1][0])
+
+    def avcc_record(self) -> bytes:
+        """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for the avcC box."""
+        out = (
+            bytes([1, self.profile_idc, self.constraint_flags, self.level_idc, 0xFF, 0xE1])
+            + struct.pack(">H", len(self.sps))
+            + self.sps
+        )
+        out += b"\x01" + struct.pack(">H", len(self.pps)) + self.pps
+        if self.profile_idc in (100, 110, 122, 144):
+            out += bytes(
+                [
+                    0xFC | self.chroma_format_idc,
+                    0xF8 | (self.bit_depth_luma - 8),
+                    0xF8 | (self.bit_depth_chroma - 8),
+                    0,
+                ]
+            )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AACConfig:
+    """An AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1) and what follows from it."""
+
+    asc: bytes
+    object_type: int
+    sample_rate: int
+    channels: int
+    frame_samples: int = 1024
+
+    @property
+    def codec(self) -> str:
+        return f"mp4a.40.{self.object_type}"
+
+    @classmethod
+    def from_asc(cls, asc: bytes) -> AACConfig:
+        bits = _Bits(bytes(asc))
+        aot = bits.u(5)
+        if aot == 31:
+            aot = 32 + bits.u(6)
+        rate_index = bits.u(4)
+        rate = (
+            bits.u(24)
+            if rate_index == 15
+            else (_AAC_RATES[rate_index] if rate_index < len(_AAC_RATES) else 0)
+        )
+        channels = bits.u(4)
+        if aot == 0 or rate == 0:
+            raise HLSError("bad AudioSpecificConfig (object type or sample rate)")
+        frame_samples = 1024
+        if aot in (1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22, 23):
+            frame_samples = 960 if bits.u(1) else 1024  # GASpecificConfig frameLengthFlag
+        return cls(
+            asc=bytes(asc),
+            object_type=aot,
+            sample_rate=rate,
+            channels=channels or 2,
+            frame_samples=frame_samples,
+        )

@@ -1,0 +1,376 @@
+"""Live renditions and the presentation that groups them: window, lookups, cached bytes.
+
+The packager task pushes samples; the origin (same trio thread) asks for bytes. Every
+change bumps a version counter, and each playlist is rendered lazily on the first request
+after a change, then served from cached bytes until the next change: at thousands of
+requests per second most requests cost a dict lookup and an integer compare.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Iterator
+
+from . import _playlist as pl
+from ._errors import HLSError
+from ._fmp4 import AudioTrack, VideoTrack, init_segment
+from ._model import PackagerConfig, Part, Sample, Segment, Segmenter, SegmentInfo, parse_resource
+from ._reload import Availability, BlockingRequest, LivePosition, check_request, playlist_ready
+
+PLAYLIST_URI = "index.m3u8"  # LL-HLS media playlist, per rendition folder
+CLASSIC_PLAYLIST_URI = "classic.m3u8"  # the same without part tags
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class _Entry:
+    """A segment in the window with its playlist lines rendered once."""
+
+    __slots__ = ("plain", "segment", "with_parts")
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.with_parts = pl.segment_block(segment, with_parts=True)
+        self.plain = pl.segment_block(segment, with_parts=False)
+
+
+class Rendition:
+    """One rung: a segmenter, the live window, and cached playlist bytes."""
+
+    def __init__(
+        self,
+        owner: Presentation,
+        name: str,
+        video: VideoTrack | None,
+        audio: AudioTrack | None,
+        *,
+        bandwidth_bps: int | None,
+        frame_rate: float | None,
+    ) -> None:
+        if not _NAME_RE.fullmatch(name):
+            raise HLSError(f"rendition name {name!r} must match {_NAME_RE.pattern}")
+        self.name = name
+        self.video, self.audio = video, audio
+        self.bandwidth_bps, self.frame_rate = bandwidth_bps, frame_rate
+        self._owner = owner
+        self._config = owner.config
+        self._seg = Segmenter(video, audio, owner.config)
+        self.init_segment = init_segment(self._seg.tracks)
+        self.codecs = ",".join(t.config.codec for t in self._seg.tracks)
+        self.target_duration = max(1, math.ceil(self._config.segment_target_s - 1e-9))
+        self.version = 0  # bumps on every new part or segment
+        self.segment_version = 0  # bumps only when a segment closes or the stream ends
+        self._entries: deque[_Entry] = deque()
+        self._history: list[SegmentInfo] = []
+        self._open_block = ""
+        self._started = False
+        self._frames, self._first_dts, self._last_dts = 0, 0, 0
+        self._ll_body: list[tuple[int, str] | None] = [None, None]
+        self._ll: list[tuple[int, bytes] | None] = [None, None]
+        self._classic: tuple[int, bytes] | None = None
+        self._position: tuple[int, LivePosition] | None = None
+
+    # -- packager side -------------------------------------------------------------------
+
+    def push_video(self, sample: Sample) -> list[Part | Segment]:
+        """Add an AVCC access unit; returns the parts and segments it completed."""
+        events = self._seg.push_video(sample)
+        if self._frames == 0:
+            self._first_dts = sample.dts
+        self._frames += 1
+        self._last_dts = sample.dts
+        return self._apply(events)
+
+    def push_audio(self, sample: Sample) -> list[Part | Segment]:
+        """Add a raw AAC frame (dts in samples)."""
+        return self._apply(self._seg.push_audio(sample))
+
+    def end(self) -> list[Part | Segment]:
+        """Flush and mark the playlist ended (ENDLIST); blocked requests complete."""
+        if self._seg.ended:
+            return []
+        events = self._seg.end()
+        self._apply(events, force=True)
+        return events
+
+    @property
+    def ended(self) -> bool:
+        return self._seg.ended
+
+    def _apply(self, events: list[Part | Segment], *, force: bool = False) -> list[Part | Segment]:
+        if not self._started and self._seg.open_start_s is not None:
+            self._started = force = True  # the first keyframe brings the preload hint
+        if not events and not force:
+            return events
+        closed = self._seg.ended  # ENDLIST changes the classic playlist too
+        for ev in events:
+            if isinstance(ev, Part):
+                self._open_block += pl.part_line(ev)
+                continue
+            closed = True
+            self._entries.append(_Entry(ev))
+            self._history.append(ev.info)
+            self._open_block = ""
+            self.target_duration = max(self.target_duration, pl.rounded(ev.duration_s))
+            while len(self._entries) > self._config.window_segments + self._config.retain_segments:
+                self._entries.popleft()
+        self.version += 1
+        if closed:
+            self.segment_version += 1
+        self._owner._changed(closed)
+        return events
+
+    # -- origin side: state and lookups ----------------------------------------------------
+
+    @property
+    def part_target_s(self) -> float:
+        """PART-TARGET: the configured target, raised only by an oversized timestamp gap."""
+        return self._seg.max_part_ticks / self._seg.timescale
+
+    @property
+    def position(self) -> LivePosition:
+        cached = self._position
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        last_msn = self._entries[-1].segment.msn if self._entries else -1
+        if self._seg.parts:
+            part_msn, last_part = self._seg.msn, len(self._seg.parts) - 1
+        elif self._entries:
+            part_msn, last_part = last_msn, len(self._entries[-1].segment.parts) - 1
+        else:
+            part_msn, last_part = -1, -1
+        pos = LivePosition(last_msn, part_msn, last_part, self._seg.ended)
+        self._position = (self.version, pos)
+        return pos
+
+    def check_request(self, req: BlockingRequest) -> None:
+        """Raise HLSError (status 400) if a blocking reload reaches too far ahead."""
+        per_segment = math.ceil(self.target_duration / self.part_target_s)
+        check_request(
+            req, self.position, part_target_s=self.part_target_s, parts_per_segment=per_segment
+        )
+
+    def playlist_ready(self, req: BlockingRequest) -> bool:
+        return playlist_ready(req, self.position)
+
+    @property
+    def blocking_timeout_s(self) -> float:
+        """How long an origin may hold a blocking reload before answering 503."""
+        return 3.0 * self.target_duration
+
+    def _entry(self, msn: int) -> tuple[Availability, _Entry | None]:
+        if self._entries:
+            first = self._entries[0].segment.msn
+            if msn < first:
+                return Availability.EXPIRED, None
+            if msn - first < len(self._entries):
+                return Availability.AVAILABLE, self._entries[msn - first]
+        if msn == self._seg.msn and not self._seg.ended:
+            return Availability.PENDING, None
+        return Availability.NOT_FOUND, None
+
+    def segment(self, msn: int) -> tuple[Availability, bytes | None]:
+        status, entry = self._entry(msn)
+        return status, None if entry is None else entry.segment.payload
+
+    def part(self, msn: int, index: int) -> tuple[Availability, bytes | None]:
+        """A part's bytes; PENDING for the preload-hinted next part (hold the request)."""
+        status, entry = self._entry(msn)
+        if entry is not None:
+            parts = entry.segment.parts
+            if index < len(parts):
+                return Availability.AVAILABLE, parts[index].payload
+            return Availability.NOT_FOUND, None
+        if status is Availability.PENDING:
+            parts_open = self._seg.parts
+            if index < len(parts_open):
+                return Availability.AVAILABLE, parts_open[index].payload
+            if index > len(parts_open):
+                return Availability.NOT_FOUND, None
+        return status, None
+
+    def resource(self, name: str) -> tuple[Availability, bytes | None]:
+        """Look up `init.mp4`, `<msn>.m4s` or `<msn>.<part>.m4s` by file name."""
+        ref = parse_resource(name)
+        if ref is None:
+            return Availability.NOT_FOUND, None
+        if ref.kind == "init":
+            return Availability.AVAILABLE, self.init_segment
+        if ref.kind == "segment":
+            return self.segment(ref.msn)
+        return self.part(ref.msn, ref.part)
+
+    # -- origin side: playlists --------------------------------------------------------------
+
+    def _window(self) -> list[_Entry]:
+        entries = self._entries
+        skip = max(0, len(entries) - self._config.window_segments)
+        return [entries[i] for i in range(skip, len(entries))]
+
+    def skip_until_s(self) -> float | None:
+        """CAN-SKIP-UNTIL: at least six target durations, as the spec requires."""
+        if self._config.skip_until_s is None:
+            return None
+        return max(self._config.skip_until_s, 6.0 * self.target_duration)
+
+    def media_playlist(self, *, low_latency: bool = True, skip: bool = False) -> bytes:
+        """The live media playlist bytes, rendered at most once per change."""
+        if not low_latency:
+            if self._classic is None or self._classic[0] != self.segment_version:
+                self._classic = (self.segment_version, self._render_classic())
+            return self._classic[1]
+        key = 1 if skip and self._config.skip_until_s is not None else 0
+        stamp = self._owner.version
+        cached = self._ll[key]
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        body = self._ll_body[key]
+        if body is None or body[0] != self.version:
+            body = self._ll_body[key] = (self.version, self._render_ll(skip=key == 1))
+        data = (body[1] + self._owner._reports(self)).encode()
+        self._ll[key] = (stamp, data)
+        return data
+
+    def _render_classic(self) -> bytes:
+        window = self._window()
+        first = window[0].segment.msn if window else self._seg.msn
+        text = pl.media_header(
+            target_duration=self.target_duration, media_sequence=first, part_target_s=None
+        )
+        text += "".join(e.plain for e in window)
+        return (text + ("#EXT-X-ENDLIST\n" if self._seg.ended else "")).encode()
+
+    def _render_ll(self, *, skip: bool) -> str:
+        window = self._window()
+        first = window[0].segment.msn if window else self._seg.msn
+        end_s = sum(p.duration_s for p in self._seg.parts)
+        if window:
+            end_s += window[-1].segment.start_s + window[-1].segment.duration_s
+        skip_until = self.skip_until_s()
+        skipped = 0
+        if skip and skip_until is not None:
+            while skipped < len(window) and end_s - _end(window[skipped]) >= skip_until:
+                skipped += 1
+        parts_from_s = end_s - 3 * self.target_duration  # spec: drop parts older than 3 TD
+        text = pl.media_header(
+            target_duration=self.target_duration,
+            media_sequence=first,
+            part_target_s=self.part_target_s,
+            skip_until_s=skip_until,
+            skipped=skipped,
+        )
+        blocks = [e.with_parts if _end(e) > parts_from_s else e.plain for e in window[skipped:]]
+        text += "".join(blocks)
+        if self._seg.ended:
+            return text + "#EXT-X-ENDLIST\n"
+        if self._seg.parts:
+            text += pl.pdt_line(self._seg.open_pdt()) + self._open_block
+        if self._seg.open_start_s is not None:
+            text += pl.preload_hint(self._seg.msn, len(self._seg.parts))
+        return text
+
+    def vod_playlist(self) -> bytes:
+        """Every segment since the start, as a VOD playlist (for a recorded stream)."""
+        return pl.vod_playlist(self._history)
+
+    def bandwidth(self) -> tuple[int, int | None]:
+        """(peak, average) bits per second: declared, raised by what the window measured."""
+        peak, total_bits, total_s = 0.0, 0, 0.0
+        for e in self._entries:
+            seg = e.segment
+            if seg.duration_s > 0:
+                peak = max(peak, len(seg.payload) * 8 / seg.duration_s)
+                total_bits += len(seg.payload) * 8
+                total_s += seg.duration_s
+        average = round(total_bits / total_s) if total_s else self.bandwidth_bps
+        return max(self.bandwidth_bps or 0, math.ceil(peak)), average
+
+    def measured_frame_rate(self) -> float | None:
+        if self._frames < 2 or self._last_dts <= self._first_dts:
+            return None
+        return (self._frames - 1) * 90_000 / (self._last_dts - self._first_dts)
+
+
+def _end(entry: _Entry) -> float:
+    return entry.segment.start_s + entry.segment.duration_s
+
+
+class Presentation:
+    """All renditions of one live stream: master playlist and rendition reports."""
+
+    def __init__(self, config: PackagerConfig | None = None) -> None:
+        self.config = config or PackagerConfig()
+        self.version = 0  # bumps on any rendition change (rendition reports follow it)
+        self.segment_version = 0
+        self._renditions: dict[str, Rendition] = {}
+        self._master: list[tuple[int, bytes] | None] = [None, None]
+
+    def add_rendition(
+        self,
+        name: str,
+        *,
+        video: VideoTrack | None = None,
+        audio: AudioTrack | None = None,
+        bandwidth_bps: int | None = None,
+        frame_rate: float | None = None,
+    ) -> Rendition:
+        if name in self._renditions:
+            raise HLSError(f"rendition {name!r} already exists")
+        rendition = Rendition(
+            self, name, video, audio, bandwidth_bps=bandwidth_bps, frame_rate=frame_rate
+        )
+        self._renditions[name] = rendition
+        self._changed(True)
+        return rendition
+
+    def __iter__(self) -> Iterator[Rendition]:
+        return iter(self._renditions.values())
+
+    def get(self, name: str) -> Rendition | None:
+        return self._renditions.get(name)
+
+    def end(self) -> None:
+        for rendition in self._renditions.values():
+            rendition.end()
+
+    def _changed(self, segment_closed: bool) -> None:
+        self.version += 1
+        if segment_closed:
+            self.segment_version += 1
+
+    def _reports(self, current: Rendition) -> str:
+        lines = []
+        for other in self._renditions.values():
+            if other is current:
+                continue
+            pos = other.position
+            if pos.part_msn >= 0:
+                lines.append(
+                    pl.rendition_report(
+                        f"../{other.name}/{PLAYLIST_URI}", pos.part_msn, pos.last_part
+                    )
+                )
+        return "".join(lines)
+
+    def master_playlist(self, *, low_latency: bool = True) -> bytes:
+        """Variants `<name>/index.m3u8` (or classic.m3u8); a rung appears once it can be
+        described: declared bandwidth, or one complete segment to measure."""
+        key = 0 if low_latency else 1
+        cached = self._master[key]
+        if cached is not None and cached[0] == self.segment_version:
+            return cached[1]
+        uri = PLAYLIST_URI if low_latency else CLASSIC_PLAYLIST_URI
+        variants = []
+        for r in self._renditions.values():
+            peak, average = r.bandwidth()
+            if peak <= 0:
+                continue
+            resolution = None
+            if r.video is not None:
+                resolution = (r.video.config.width, r.video.config.height)
+            fps = r.frame_rate or (r.measured_frame_rate() if r.video else None)
+            variants.append(pl.Variant(f"{r.name}/{uri}", peak, r.codecs, average, resolution, fps))
+        data = pl.master_playlist(variants)
+        self._master[key] = (self.segment_version, data)
+        return data

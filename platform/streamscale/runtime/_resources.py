@@ -1,0 +1,68 @@
+"""Process-wide resources shared by the services of one process (one store, one clock).
+
+`streamscale up` runs every service in one process: they share one Store (one SQLite
+file, one thread limiter). Run alone (`--services gateway`), a service opens its own.
+Resources live in a context variable set by `open_resources`, which trio copies into
+every task spawned below it, so a service finds them without extra parameters and the
+`run(config, *, task_status)` signature stays the same for every service.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from ..backends.storage import Store
+from ..config import Config
+
+_current: contextvars.ContextVar[Resources] = contextvars.ContextVar("streamscale_resources")
+
+
+@dataclass(eq=False)
+class Resources:
+    config: Config
+    _store: Store | None = None
+    _store_lock: trio.Lock = field(default_factory=trio.Lock)
+
+    async def store(self) -> Store:
+        """The process's store, opened (and migrated) on first use."""
+        async with self._store_lock:
+            if self._store is None:
+                from ..backends.storage import open_store
+
+                self._store = await open_store(
+                    self.config.storage_url,
+                    threads=self.config.storage.threads,
+                    echo=self.config.storage.echo,
+                )
+            return self._store
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            with trio.CancelScope(shield=True):
+                await self._store.close()
+            self._store = None
+
+
+@asynccontextmanager
+async def open_resources(config: Config) -> AsyncIterator[Resources]:
+    resources = Resources(config)
+    token = _current.set(resources)
+    try:
+        yield resources
+    finally:
+        _current.reset(token)
+        await resources.aclose()
+
+
+def current_resources() -> Resources:
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError(
+            "no resources: run services inside runtime.open_resources(config)"
+        ) from None

@@ -1,0 +1,94 @@
+"""The service registry: every role `streamscale up` knows, in start order."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from ..config import Config
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceInfo:
+    """What a service reports through task_status.started(): where to reach it."""
+
+    name: str
+    urls: dict[str, str] = field(default_factory=dict)  # label -> URL
+
+
+class ServiceRun(Protocol):
+    def __call__(
+        self, config: Config, *, task_status: trio.TaskStatus[ServiceInfo] = ...
+    ) -> Awaitable[None]: ...
+
+
+class NotYetAvailable(Exception):
+    """The service belongs to a later issue and is not built yet."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    name: str
+    summary: str
+    module: str | None  # "streamscale.services.gateway"; None: not built yet
+    issue: str = ""  # where the missing service is planned
+
+    def load(self) -> ServiceRun:
+        if self.module is None:
+            raise NotYetAvailable(
+                f"service {self.name!r} ({self.summary}) is not built yet: {self.issue}"
+            )
+        run: Callable[..., Any] = importlib.import_module(self.module).run
+        return run
+
+
+SERVICES: dict[str, Service] = {
+    s.name: s
+    for s in [
+        Service(
+            name="gateway",
+            summary="HTTP API: users, streams, followers; auth and rate limits",
+            module="streamscale.services.gateway",
+        ),
+        Service(
+            name="media",
+            summary="RTMP ingest, transcode ladder, HLS/LL-HLS packaging, recording",
+            module=None,
+            issue="the media path (issue #4)",
+        ),
+        Service(
+            name="origin",
+            summary="HLS origin: playlists and segments with blocking reload",
+            module=None,
+            issue="the media path (issue #4)",
+        ),
+        Service(
+            name="chat",
+            summary="WebSocket chat gateway, workers and moderation",
+            module=None,
+            issue="chat and moderation (issue #6)",
+        ),
+    ]
+}
+
+DEFAULT_SERVICES = ("gateway",)
+
+
+def resolve(names: str | None) -> list[Service]:
+    """`"gateway,media"` -> services in registry order; None -> every built service."""
+    if names is None:
+        return [SERVICES[n] for n in DEFAULT_SERVICES]
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise ValueError("--services: give at least one service name")
+    unknown = [n for n in wanted if n not in SERVICES]
+    if unknown:
+        raise ValueError(
+            f"--services: unknown service {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(SERVICES)}"
+        )
+    return [s for name, s in SERVICES.items() if name in wanted]

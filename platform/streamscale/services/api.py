@@ -1,0 +1,108 @@
+"""What every service's HTTP routes share: the request context, auth, schemas of errors.
+
+Routes live in each service (users, streaming, ...) as Quart blueprints; the gateway
+mounts them. A route finds its dependencies with `deps()` and the caller with
+`authenticate()`, so the same blueprint runs in the all-in-one process or behind a
+gateway of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from quart import current_app, g, request
+from quart_schema import document_response
+
+from ..backends.storage import Store
+from ..config import Config
+from .auth import AccessClaims, KeyRing
+from .errors import Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(eq=False, kw_only=True)
+class Deps:
+    config: Config
+    store: Store
+    keys: KeyRing
+    rate_limits: Any  # gateway._ratelimit.RateLimits
+    services: dict[str, Any]  # name -> domain service object (users, streams)
+
+
+def deps() -> Deps:
+    d: Deps = current_app.extensions["streamscale"]
+    return d
+
+
+def request_id() -> str:
+    rid: str | None = g.get("request_id")
+    if rid is None:
+        incoming = request.headers.get("X-Request-Id", "")
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        g.request_id = rid
+    return rid
+
+
+def client_ip() -> str:
+    if deps().config.gateway.trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote_addr or "unknown"
+
+
+async def authenticate() -> AccessClaims:
+    """The caller's verified claims, or 401. Writes also count against the user's limit."""
+    claims: AccessClaims | None = g.get("claims")
+    if claims is None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("sign in: send 'Authorization: Bearer <access token>'")
+        claims = await deps().keys.verify(token.strip())
+        g.claims = claims
+        if request.method not in {"GET", "HEAD", "OPTIONS"}:
+            deps().rate_limits.hit("write", claims.user_id)
+    return claims
+
+
+async def maybe_authenticate() -> AccessClaims | None:
+    if "Authorization" not in request.headers:
+        return None
+    return await authenticate()
+
+
+class Model(BaseModel):
+    """Base of request bodies: unknown fields and type coercion are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def errors(*statuses: int) -> Callable[[F], F]:
+    """Document error responses (all share ErrorBody) in the OpenAPI spec."""
+
+    def decorate(func: F) -> F:
+        for status in (*statuses, 413, 415, 429):
+            func = document_response(ErrorBody, status)(func)
+        return func
+
+    return decorate

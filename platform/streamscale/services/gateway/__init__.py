@@ -1,0 +1,51 @@
+"""The API gateway: one HTTP front (hypercorn + quart-trio) for every service's routes."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from ...config import Config
+from ...runtime import ServiceInfo, current_resources, shutdown_requested
+from ..auth import KeyRing
+from ._app import create_app
+
+log = logging.getLogger(__name__)
+
+__all__ = ["create_app", "run"]
+
+
+async def run(
+    config: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
+) -> None:
+    store = await current_resources().store()
+    keys = KeyRing(store, config.auth)
+    await keys.load()
+    app = create_app(config, store, keys)
+
+    hyper = HyperConfig()
+    hyper.bind = [f"{config.gateway.host}:{config.gateway.port}"]
+    hyper.accesslog = None
+    hyper.graceful_timeout = config.gateway.shutdown_grace_s
+    hyper.h11_max_incomplete_size = 16 * 1024
+
+    async with trio.open_nursery() as nursery:
+
+        async def serve_api(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            await serve(app, hyper, shutdown_trigger=shutdown_requested().wait,
+                        task_status=task_status)
+            nursery.cancel_scope.cancel()  # drained after shutdown: stop key maintenance
+
+        nursery.start_soon(keys.maintain)
+        binds: list[str] = await nursery.start(serve_api)
+        base = config.gateway.public_url or (
+            binds[0] if config.gateway.port == 0 else config.gateway_url
+        )
+        task_status.started(ServiceInfo(
+            name="gateway",
+            urls={"api": f"{base}/api", "openapi": f"{base}/api/openapi.json",
+                  "docs": f"{base}/api/docs"},
+        ))

@@ -1,0 +1,58 @@
+"""Request and response bodies of the streams API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from .. import validation
+from ..api import Model
+
+Title = Annotated[str, AfterValidator(lambda v: validation.text(v, min_len=1, max_len=140))]
+Category = Annotated[str, AfterValidator(lambda v: validation.text(v, min_len=1, max_len=50))]
+Tags = Annotated[list[str], AfterValidator(validation.tags)]
+
+
+class StartIn(Model):
+    title: Title
+    category: Category
+    tags: Tags = Field(default_factory=list, description="up to 10; a-z 0-9 -")
+
+
+class StreamOut(BaseModel):
+    id: str
+    user_id: str
+    title: str
+    category: str
+    tags: list[str]
+    quality: str
+    status: Literal["created", "live", "ended"]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    viewer_count: int
+    peak_viewers: int
+    playback_url: str
+
+
+class StreamKeyOut(BaseModel):
+    stream: StreamOut
+    stream_key: str = Field(description="shown once; only its hash is stored")
+    ingest_url: str = Field(description="RTMP server URL (OBS: Server)")
+    publish_url: str = Field(description="ingest_url/stream_key, for ffmpeg")
+
+
+class StreamPageOut(BaseModel):
+    items: list[StreamOut]
+    next_cursor: str | None
+
+
+class ListQuery(Model):
+    model_config = Model.model_config | {"strict": False}
+    user_id: Annotated[str, Field(max_length=64)] | None = None
+    status: Literal["created", "live", "ended"] | None = None
+    category: Annotated[str, Field(max_length=50)] | None = None
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50

@@ -1,0 +1,121 @@
+"""Streams: lifecycle (created -> live -> ended) and stream keys.
+
+A stream key is shown once, at start or rotation; only its SHA-256 is stored (keys are
+32 random bytes, so a fast hash is enough: nothing to brute-force). The media path asks
+`authorize_publish` with the key a publisher sends, and moves the stream to live and to
+ended with `mark_live` / `mark_ended`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from ...backends.storage import Page, Store, Stream
+from ...config import Config
+from ..clock import new_id, utcnow
+from ..errors import ApiError, ConflictError, Forbidden, NotFoundError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "live_"
+
+
+def key_hash(stream_key: str) -> str:
+    return hashlib.sha256(stream_key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class StreamService:
+    def __init__(self, store: Store, config: Config) -> None:
+        self._store = store
+        self._config = config
+
+    def playback_url(self, stream_id: str) -> str:
+        return f"{self._config.origin_url}/live/{stream_id}/master.m3u8"
+
+    @property
+    def ingest_url(self) -> str:
+        return self._config.rtmp_url
+
+    async def start(
+        self, *, user_id: str, title: str, category: str, tags: list[str]
+    ) -> tuple[Stream, str]:
+        key = new_key()
+        now = utcnow()
+        stream = Stream(
+            id=new_id(), user_id=user_id, title=title, category=category, tags=tuple(tags),
+            quality="source", status="created", key_hash=key_hash(key), key_rotated_at=now,
+            created_at=now, started_at=None, ended_at=None, viewer_count=0, peak_viewers=0,
+        )
+        await self._store.create_stream(stream)
+        log.info("stream %s created by %s", stream.id, user_id)
+        return stream, key
+
+    async def get(self, stream_id: str) -> Stream:
+        stream = await self._store.get_stream(stream_id)
+        if stream is None:
+            raise NotFoundError("no such stream", code="stream_not_found")
+        return stream
+
+    async def _owned(self, user_id: str, stream_id: str) -> Stream:
+        stream = await self.get(stream_id)
+        if stream.user_id != user_id:
+            raise Forbidden("only the stream's owner may do that", code="not_stream_owner")
+        return stream
+
+    async def stop(self, *, user_id: str, stream_id: str) -> Stream:
+        """End the stream (idempotent: stopping an ended stream returns it as it is)."""
+        stream = await self._owned(user_id, stream_id)
+        if stream.status == "ended":
+            return stream
+        return await self.mark_ended(stream_id) or await self.get(stream_id)
+
+    async def rotate_key(self, *, user_id: str, stream_id: str) -> tuple[Stream, str]:
+        """A new key; the old one stops working at once (a live publisher is cut off)."""
+        stream = await self._owned(user_id, stream_id)
+        if stream.status == "ended":
+            raise ConflictError("the stream has ended; start a new one", code="stream_ended")
+        key = new_key()
+        stream = await self._store.set_stream_key(stream_id, key_hash=key_hash(key), at=utcnow())
+        log.info("stream %s key rotated", stream_id)
+        return stream, key
+
+    async def list(
+        self, *, user_id: str | None, status: str | None, category: str | None,
+        cursor: str | None, limit: int,
+    ) -> Page[Stream]:
+        try:
+            return await self._store.list_streams(
+                user_id=user_id, status=status, category=category, cursor=cursor, limit=limit
+            )
+        except ValueError:
+            raise ValidationFailed("invalid cursor", code="invalid_cursor") from None
+
+    # the media path -----------------------------------------------------------------
+    async def authorize_publish(self, stream_key: str) -> Stream:
+        """The stream a key may publish to, or ApiError saying why not."""
+        stream = await self._store.get_stream_by_key_hash(key_hash(stream_key))
+        if stream is None:
+            raise ApiError("unknown or revoked stream key", status=403, code="bad_stream_key")
+        if stream.status == "ended":
+            raise ApiError("the stream has ended; start a new one", status=409,
+                           code="stream_ended")
+        return stream
+
+    async def mark_live(self, stream_id: str) -> Stream | None:
+        return await self._store.set_stream_status(
+            stream_id, status="live", expected=("created", "live"), at=utcnow()
+        )
+
+    async def mark_ended(self, stream_id: str) -> Stream | None:
+        stream = await self._store.set_stream_status(
+            stream_id, status="ended", expected=("created", "live"), at=utcnow()
+        )
+        if stream is not None:
+            log.info("stream %s ended", stream_id)
+        return stream

@@ -1,0 +1,1 @@
+"""sim: the SimPy capacity model (issue #5, in progress)."""
