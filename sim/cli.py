@@ -1,0 +1,61 @@
+"""Entry points the `streamscale` CLI calls: `estimate SCENARIO` and `sim SCENARIO`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sim.estimate import estimate, format_table
+from sim.scenario import ScenarioError, load_scenario
+
+
+def estimate_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="streamscale estimate",
+                                 description="The seed's back-of-envelope for a scenario.")
+    ap.add_argument("scenario", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        sc = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(estimate(sc)))
+    return 0
+
+
+def sim_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="streamscale sim",
+                                 description="Run the capacity model; write reports/<name>/.")
+    ap.add_argument("scenario", type=Path)
+    ap.add_argument("--replications", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path("reports"))
+    ap.add_argument("--duration-s", type=float, default=None)
+    ap.add_argument("--no-variants", action="store_true", help="only the scenario as given")
+    ap.add_argument("--fail-on-slo", action="store_true",
+                    help="exit 1 when the scenario as given misses an SLO")
+    args = ap.parse_args(argv)
+    from sim.report import write_report
+    from sim.runner import run_all, verdict_table, with_overrides
+
+    try:
+        sc = load_scenario(args.scenario)
+        sc = with_overrides(sc, duration_s=args.duration_s, replications=args.replications,
+                            seed=args.seed)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.no_variants:
+        import dataclasses
+
+        sc = dataclasses.replace(sc, variants=())
+    t0 = time.perf_counter()
+    runs = run_all(sc)
+    wall = time.perf_counter() - t0
+    print(verdict_table(runs))
+    path = write_report(runs, args.out)
+    events = sum(r.events for r in runs)
+    print(f"\n{events:,} SimPy events in {wall:.1f} s; report: {path}")
+    return 1 if args.fail_on_slo and not runs[0].passed else 0

@@ -1,0 +1,215 @@
+"""One model step (viewers, delivery, join path, chat, database) and the run's outputs.
+
+Kept apart from sim.model so the wiring of processes reads on one page; both work on the
+same Model object, which owns all mutable state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.workload import FloatArray, shape_at
+
+if TYPE_CHECKING:
+    from sim.model import Model, RunResult
+
+CHAT_HOP_S = 0.002  # gateway -> bus -> gateway network hop
+
+
+def step(m: Model, i: int) -> None:
+    sc, dv, dt = m.sc, m.dv, m.dt
+    w, ch, db, c = sc.workload, sc.chat, sc.database, sc.costs
+    now = i * dt
+    route = m._route(now)
+    # viewers leave (exponential sessions), abandon dead edges, arrive to follow the shape
+    keep = math.exp(-dt / w.session_mean_s)
+    before_k = dv.n.sum(axis=(1, 2))
+    dv.n *= keep
+    dead = ~dv.edge_up
+    leaving = dead & (now - np.nan_to_num(dv.down_since, nan=now) >= sc.delivery.abandon_after_s)
+    abandoned = 0.0
+    if leaving.any():
+        gone = dv.n[:, :, leaving] * -math.expm1(-dt / sc.delivery.abandon_s)
+        abandoned = float(gone.sum())
+        dv.n[:, :, leaving] -= gone
+    leaves_k = before_k - dv.n.sum(axis=(1, 2))
+    target = w.peak_viewers * shape_at(w, now + dt)
+    attempts = max(0.0, target - float(dv.n.sum()))
+    join_ok = m.api_up > 0 and (m.db_up > 0 or db.read_cache)
+    # join path: API requests, database reads, the channel row's viewer count
+    api_wait, api_util = m.api.step(attempts / dt * w.join_api_requests, dt,
+                                    up_fraction=m.api_up)
+    joins_k = attempts * dv.p / dt if join_ok else np.zeros(w.channels)
+    chan_v = dv.n.sum(axis=(1, 2))
+    msgs_k = chan_v * w.chat_msgs_per_viewer_s * m.chat_factor
+    sent = float(msgs_k.sum())
+    if ch.room_rate_cap_msgs_s > 0:
+        msgs_k = np.minimum(msgs_k, ch.room_rate_cap_msgs_s)
+    limited = sent - float(msgs_k.sum())
+    shard_k = m.chan_idx % db.shards
+    count_ops = (joins_k + leaves_k / dt) if db.viewer_count == "row" else np.zeros(w.channels)
+    ops_k = count_ops + msgs_k / db.chat_batch_rows
+    ops_g = np.bincount(shard_k, ops_k, minlength=db.shards)
+    reads = 0 if db.read_cache else w.join_db_reads
+    ops_g += joins_k.sum() * reads / db.shards
+    db_w = np.zeros(db.shards)
+    db_util = 0.0
+    for g, q in enumerate(m.db):
+        db_w[g], u = q.step(float(ops_g[g]), dt, up_fraction=m.db_up)
+        db_util = max(db_util, u)
+    hot_wait, hot_util = m.hot.step(float(count_ops[0]), dt, up_fraction=m.db_up)
+    row_s = db.query_ms / 1e3 if db.viewer_count == "row" else 0.0
+    base_join = api_wait * w.join_api_requests + float(db_w.mean()) * reads + row_s
+    join_wait = np.array([base_join, base_join + (hot_wait if db.viewer_count == "row" else 0)])
+    failed = 0.0 if join_ok else attempts
+    if join_ok:
+        dv.add(attempts, route)
+    # delivery: edges, shield, origin, transcode speed
+    demand = m.tc.busy * m.ladder_cores
+    speed = 1.0 if sc.transcode.admission == "slots" else min(1.0, m.tc_cores / max(demand, 1e-9))
+    if speed < 1.0:
+        m.lag_s = min(sc.transcode.max_lag_s, m.lag_s + (1.0 - speed) * dt)
+    else:
+        m.lag_s = max(0.0, m.lag_s - 0.1 * dt)
+    ld = dv.loads(origin_up=m.origin_up, transcode_speed=speed)
+    # probes: joins (startup) and live latency
+    k = int(m.rng.poisson(attempts * m.probe_frac)) if join_ok else 0
+    startup = m.probes.join(k, now, p_cdf=m.p_cdf, q_cdf=m.q_cdf, route=route,
+                            served=ld.served, active=dv.active, join_wait_s=join_wait)
+    wi = i // m.win
+    m.startup[wi].append(startup[np.isfinite(startup)])
+    lat = m.probes.step(now, dt, ld.served, dead, m.lag_s)
+    m.latency[wi].append(lat)
+    # chat: fan-out on gateways, persist on the channel's shard (sync), moderation flags
+    members_k = chan_v * w.chat_join_fraction
+    per_delivery = c.chat_delivery_us / 1e6
+    if ch.placement == "spread":
+        lam = float(msgs_k.sum())
+        work = (float(msgs_k @ (members_k / ch.gateways * per_delivery))
+                + lam * c.bus_publish_us / 1e6)
+        gw = m.gw[0]
+        gw.service_s = work / lam if lam > 0 else 1e-3
+        wq, chat_util = gw.step(lam, dt, quantile=0.99)
+        for other in m.gw[1:]:
+            other.dropped_jobs = 0.0
+        gw_lat = wq + members_k / ch.gateways * per_delivery + CHAT_HOP_S + c.bus_publish_us / 1e6
+        dropped = gw.dropped_jobs  # each gateway holds 1/G of the recipients
+        gw.dropped_jobs = 0.0
+    else:
+        g_k = m.chan_idx % ch.gateways
+        lam_g = np.bincount(g_k, msgs_k, minlength=ch.gateways)
+        work_g = np.bincount(g_k, msgs_k * members_k * per_delivery, minlength=ch.gateways)
+        wq_g = np.zeros(ch.gateways)
+        chat_util = 0.0
+        dropped = 0.0
+        for g, gw in enumerate(m.gw):
+            gw.service_s = work_g[g] / lam_g[g] if lam_g[g] > 0 else 1e-3
+            wq_g[g], u = gw.step(float(lam_g[g]), dt, quantile=0.99)
+            chat_util = max(chat_util, u)
+            dropped += float(gw.dropped_jobs)
+            gw.dropped_jobs = 0.0
+        gw_lat = wq_g[g_k] + members_k * per_delivery
+    chat_lat = gw_lat + c.moderate_us / 1e6
+    lost_msgs = float(dropped)
+    if ch.persist == "sync":
+        if m.db_up > 0:
+            chat_lat = chat_lat + db_w[shard_k] + db.query_ms / 1e3
+        else:
+            lost_msgs += float(msgs_k.sum()) * dt
+    m.chat[wi].append((np.asarray(chat_lat, dtype=np.float64), msgs_k * dt))
+    m.flag_rate = (float(msgs_k.sum()) * w.flag_fraction * m.flag_factor
+                   * (1.0 - ch.auto_triage_fraction))
+    cnt = m.counts
+    cnt["attempts"] += attempts
+    cnt["failed"] += failed
+    cnt["abandoned"] += abandoned
+    cnt["sent"] += float(msgs_k.sum()) * dt
+    cnt["lost"] += lost_msgs
+    cnt["limited"] += limited * dt
+    cnt["arrived"] += attempts if join_ok else 0.0
+    cdn = dv.cdn_of >= 0
+    m.record(viewers=ld.viewers, egress_gbps=ld.egress_gbps, origin_rps=ld.origin_rps,
+             cache_hit_ratio=ld.hit_ratio, stall=ld.stall_viewers,
+             edge_util_max=float(ld.edge_util[cdn & dv.edge_up].max(initial=0.0)),
+             origin_util=ld.origin_util, api_util=api_util, db_util_max=db_util,
+             hot_key_util=hot_util, chat_util_max=chat_util,
+             transcode_util=demand / m.tc_cores, transcode_cores=m.tc_cores,
+             refused_streams=float(m.tc.blocked), lag_s=m.lag_s,
+             errors=failed + abandoned + lost_msgs, ops=attempts + float(msgs_k.sum()) * dt,
+             mod_queue=float(len(m.mod.resource.queue)), arrivals_per_s=attempts / dt)
+    if (i + 1) % m.win == 0 or i + 1 == m.steps:
+        new = np.array(m.mod.waits[m._mod_seen:])
+        m._mod_seen = len(m.mod.waits)
+        m.mod_wait.append(np.concatenate([new, np.array(m.mod.waiting_ages())]))
+
+
+def _q(x: FloatArray, q: float) -> float:
+    return float(np.quantile(x, q)) if x.size else math.nan
+
+
+def weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
+    if values.size == 0 or weights.sum() <= 0:
+        return math.nan
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, q * cum[-1])])
+
+
+def collect(m: Model, events: int) -> RunResult:
+    from sim.model import RunResult
+
+    win = m.win
+    rec = {k: np.asarray(v) for k, v in m.rec.items()}
+    nwin = len(m.startup)
+
+    def wmean(x: FloatArray) -> FloatArray:
+        return np.array([x[j * win:(j + 1) * win].mean() for j in range(nwin)])
+
+    def wsum(x: FloatArray) -> FloatArray:
+        return np.array([x[j * win:(j + 1) * win].sum() for j in range(nwin)])
+
+    series = {k: wmean(v) for k, v in rec.items() if k not in ("stall", "errors", "ops")}
+    series["rebuffer_ratio"] = wsum(rec["stall"]) / np.maximum(wsum(rec["viewers"]), 1e-9)
+    series["error_rate"] = wsum(rec["errors"]) / np.maximum(wsum(rec["ops"]), 1e-9)
+    series["refused_streams"] = np.array([rec["refused_streams"][min(len(rec["refused_streams"]),
+                                          (j + 1) * win) - 1] for j in range(nwin)])
+    cat = [np.concatenate(x) if x else np.zeros(0) for x in m.startup]
+    series["startup_p95_s"] = np.array([_q(x, 0.95) for x in cat])
+    lat = [np.concatenate(x) if x else np.zeros(0) for x in m.latency]
+    series["live_latency_p95_s"] = np.array([_q(x, 0.95) for x in lat])
+    chat_v = [np.concatenate([a for a, _ in x]) for x in m.chat]
+    chat_w = [np.concatenate([b for _, b in x]) for x in m.chat]
+    series["chat_p99_s"] = np.array([weighted_quantile(v, wt, 0.99)
+                                     for v, wt in zip(chat_v, chat_w, strict=True)])
+    series["moderation_wait_p95_s"] = np.array([_q(x, 0.95) if x.size else 0.0
+                                                for x in m.mod_wait])
+    all_mod = np.concatenate([np.array(m.mod.waits), np.array(m.mod.waiting_ages())])
+    cnt = m.counts
+    ops = cnt["attempts"] + cnt["sent"]
+    summary = {
+        "startup_p95_s": _q(np.concatenate(cat), 0.95),
+        "rebuffer_ratio": float(rec["stall"].sum() / max(rec["viewers"].sum(), 1e-9)),
+        "live_latency_p95_s": _q(np.concatenate(lat), 0.95),
+        "chat_delivery_p99_s": weighted_quantile(np.concatenate(chat_v),
+                                                 np.concatenate(chat_w), 0.99),
+        "error_rate": (cnt["failed"] + cnt["abandoned"] + cnt["lost"]) / max(ops, 1e-9),
+        "moderation_wait_p95_s": _q(all_mod, 0.95) if all_mod.size else 0.0,
+        "refused_stream_ratio": m.tc.blocked / max(m.tc.offered, 1),
+        "peak_viewers": float(rec["viewers"].max()),
+        "peak_egress_gbps": float(rec["egress_gbps"].max()),
+        "peak_origin_rps": float(rec["origin_rps"].max()),
+        "mean_viewers": float(rec["viewers"].mean()),
+        "arrivals_per_s": cnt["arrived"] / (m.steps * m.dt),
+        "chat_limited_ratio": cnt["limited"] / max(cnt["limited"] + cnt["sent"], 1e-9),
+        "moderation_area": m.mod.in_system_area(),
+        "moderation_arrived": float(m.mod.arrived),
+        "moderation_mean_wait_s": float(np.mean(m.mod.waits)) if m.mod.waits else 0.0,
+        "probe_started": float(m.probes.started),
+        "probe_sojourn_s": m.probes.sojourn_s,
+        "simpy_events": float(events),
+    }
+    t: FloatArray = np.arange(nwin, dtype=np.float64) * win * m.dt
+    return RunResult(t_s=t, series=series, summary=summary, events=events)
