@@ -1,0 +1,154 @@
+"""`streamscale up` as a user runs it: a real process, a scripted flow, a clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+STREAMSCALE = str(Path(sys.executable).parent / "streamscale")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCALE_")}
+    env.update({
+        "STREAMSCALE_DATA_DIR": str(tmp_path / "var"),
+        "STREAMSCALE_GATEWAY__PORT": "0",
+        "STREAMSCALE_AUTH__PASSWORD_MEMORY_KIB": "8192",
+        "STREAMSCALE_AUTH__PASSWORD_TIME_COST": "1",
+        **extra,
+    })
+    return env
+
+
+@asynccontextmanager
+async def streamscale_up(
+    tmp_path: Path, *args: str
+) -> AsyncIterator[tuple[trio.Process, dict[str, str], list[str]]]:
+    """Start `streamscale up`, wait for its printed URLs, yield (process, urls, lines)."""
+    proc = await trio.lowlevel.open_process(
+        [STREAMSCALE, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    urls: dict[str, str] = {}
+    buffer = b""
+    try:
+        with trio.fail_after(30):
+            while "api" not in urls:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"streamscale up exited early: {lines}"
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for raw in complete:
+                    line = raw.decode()
+                    lines.append(line)
+                    parts = line.split()
+                    if len(parts) == 3 and parts[2].startswith("http"):
+                        urls[parts[1]] = parts[2]
+        yield proc, urls, lines
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _drain(proc: trio.Process) -> str:
+    assert proc.stdout is not None
+    out = b""
+    while chunk := await proc.stdout.receive_some():
+        out += chunk
+    return out.decode()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_up_flow_and_graceful_shutdown(tmp_path: Path, signum: signal.Signals) -> None:
+    async with streamscale_up(tmp_path) as (proc, urls, lines):
+        assert lines[0].startswith("streamscale ")
+        assert urls["openapi"].endswith("/api/openapi.json")
+        base = urls["api"].removesuffix("/api")
+        async with httpx.AsyncClient(base_url=base) as api:
+            r = await api.post("/api/users/register", json={
+                "username": "streamer", "email": "s@example.com", "password": "pass word 1"})
+            assert r.status_code == 201
+            user_id = r.json()["user"]["id"]
+            r = await api.post("/api/users/register", json={
+                "username": "viewer", "email": "v@example.com", "password": "pass word 2"})
+            assert r.status_code == 201
+            tok = (await api.post("/api/users/login", json={
+                "login": "streamer", "password": "pass word 1"})).json()["access_token"]
+            auth = {"Authorization": f"Bearer {tok}"}
+            r = await api.patch("/api/users/me", headers=auth, json={"bio": "speedruns"})
+            assert r.json()["bio"] == "speedruns"
+            r = await api.post("/api/streams/start", headers=auth,
+                               json={"title": "Live!", "category": "Gaming"})
+            assert r.status_code == 201
+            stream_id = r.json()["stream"]["id"]
+            assert (await api.get(f"/api/streams/{stream_id}")).json()["status"] == "created"
+            r = await api.post(f"/api/streams/{stream_id}/key", headers=auth)
+            assert r.json()["stream_key"].startswith("live_")
+            assert (await api.post(f"/api/streams/{stream_id}/stop", headers=auth)
+                    ).json()["status"] == "ended"
+            vtok = (await api.post("/api/users/login", json={
+                "login": "viewer", "password": "pass word 2"})).json()["access_token"]
+            vauth = {"Authorization": f"Bearer {vtok}"}
+            r = await api.put(f"/api/users/{user_id}/follow", headers=vauth)
+            assert r.json()["followers"] == 1
+            # failure cases
+            r = await api.post(f"/api/streams/{stream_id}/stop", headers=vauth)
+            assert r.status_code == 403
+            r = await api.post("/api/streams/start", json={"title": "x", "category": "y"})
+            assert r.status_code == 401
+            r = await api.post("/api/users/login", json={"login": "streamer", "password": "no"})
+            assert r.status_code == 401
+
+        proc.send_signal(signum)
+        with trio.fail_after(10):  # grace is 5 s by default; it should take far less
+            rest = await _drain(proc)
+            assert await proc.wait() == 0
+        assert "streamscale: stopped" in rest
+
+
+async def test_unbuilt_service_is_a_clear_error(tmp_path: Path) -> None:
+    result = await trio.run_process(
+        [STREAMSCALE, "up", "--services", "gateway,chat"], env=_env(tmp_path),
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+    assert result.returncode == 2
+    assert b"'chat'" in result.stderr and b"not built yet" in result.stderr
+
+
+async def test_unknown_service_and_bad_config(tmp_path: Path) -> None:
+    result = await trio.run_process(
+        [STREAMSCALE, "up", "--services", "nope"], env=_env(tmp_path),
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+    assert result.returncode == 2 and b"unknown service 'nope'" in result.stderr
+    result = await trio.run_process(
+        [STREAMSCALE, "up"], env=_env(tmp_path, STREAMSCALE_GATEWAY__PORT="http"),
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+    assert result.returncode == 2 and b"gateway.port" in result.stderr
+
+
+async def test_list_services(tmp_path: Path) -> None:
+    result = await trio.run_process([STREAMSCALE, "up", "--list"], capture_stdout=True)
+    out = result.stdout.decode()
+    assert out.splitlines()[0].startswith("gateway")
+    assert "chat" in out and "not built yet" in out
+
+
+async def test_not_yet_commands(tmp_path: Path) -> None:
+    for command in ("load", "chaos", "report"):
+        result = await trio.run_process([STREAMSCALE, command], capture_stderr=True,
+                                        check=False)
+        assert result.returncode == 2 and b"not built yet" in result.stderr
