@@ -44,7 +44,7 @@ async def streamscale_up(
     buffer = b""
     try:
         with trio.fail_after(30):
-            while "api" not in urls:
+            while not lines or not lines[-1].startswith("streamscale: ready"):
                 chunk = await proc.stdout.receive_some()
                 assert chunk, f"streamscale up exited early: {lines}"
                 buffer += chunk

@@ -101,6 +101,13 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Ready(trio.TaskStatus[list[ServiceInfo]]):
+    """task_status for run_services: print one line once every service is up."""
+
+    def started(self, value: list[ServiceInfo] | None = None) -> None:
+        print("streamscale: ready (Ctrl-C to stop)", flush=True)
+
+
 def _print_started(info: ServiceInfo) -> None:
     for label, url in info.urls.items():
         print(f"  {info.name:8} {label:10} {url}", flush=True)
@@ -124,11 +131,8 @@ async def _serve(config: Config, services: list[Service]) -> None:
         nursery.start_soon(watch_signals)
         print(f"streamscale {__version__}: starting (data in {config.data_dir})", flush=True)
         await run_services(
-            config,
-            services,
-            shutdown=shutdown,
-            grace_s=grace_s,
-            on_started=_print_started,
+            config, services, shutdown=shutdown, grace_s=grace_s,
+            on_started=_print_started, task_status=_Ready(),
         )
         print("streamscale: stopped", flush=True)
         nursery.cancel_scope.cancel()
