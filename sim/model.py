@@ -60,6 +60,7 @@ class Model:
         self.mod = DelayStation(self.env, max(1, sc.chat.moderators))
         self.flag_rate = 0.0
         self.origin_up = self.api_up = self.db_up = 1.0
+        self.join_retrying = 0.0  # viewers refused at join, retrying every step
         self.chat_factor = self.flag_factor = 1.0
         c = sc.costs
         self.api = FluidQueue(sc.api.cores, c.api_request_us / 1e6)
@@ -77,8 +78,8 @@ class Model:
         self.chat: list[list[tuple[FloatArray, FloatArray]]] = [[] for _ in range(nwin)]
         self.mod_wait: list[FloatArray] = []
         self._mod_seen = 0
-        self.counts = dict.fromkeys(("attempts", "failed", "abandoned", "sent", "lost",
-                                     "limited", "arrived"), 0.0)
+        self.counts = dict.fromkeys(("attempts", "failed", "abandoned", "sent", "lost", "joiners",
+                                     "lost_overflow", "lost_db", "limited", "arrived"), 0.0)
         v0 = w.peak_viewers * shape_at(w, 0.0)
         route0 = self.dv.base_route
         self.dv.add(v0, route0)

@@ -7,6 +7,8 @@ line and shades where the design as given breaks it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import html
 import json
 import math
@@ -19,13 +21,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sim.estimate import estimate
-from sim.runner import SLO_METRICS, ScenarioRun
+from sim.runner import SLO_COUNTS, SLO_METRICS, ScenarioRun
+from sim.scenario import Scenario
 
 PANELS = {
     "load.png": ["viewers", "egress_gbps", "origin_rps", "cache_hit_ratio",
                  "arrivals_per_s", "transcode_cores"],
     "slos.png": ["startup_p95_s", "rebuffer_ratio", "live_latency_p95_s", "chat_p99_s",
-                 "error_rate", "moderation_wait_p95_s"],
+                 "viewer_error_rate", "chat_loss_rate", "moderation_wait_p95_s"],
     "capacity.png": ["edge_util_max", "origin_util", "api_util", "db_util_max",
                      "hot_key_util", "chat_util_max", "transcode_util", "refused_streams"],
 }
@@ -39,10 +42,26 @@ def _num(x: float) -> float | None:
     return float(f"{x:.6g}")
 
 
+def scenario_digest(sc: Scenario) -> str:
+    """SHA-256 of everything the run read from the scenario (fix variants included, the
+    file's path not): a committed report whose digest differs from its file's is stale."""
+
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k != "source"}
+        if isinstance(x, list | tuple):
+            return [strip(v) for v in x]
+        return x
+
+    text = json.dumps(strip(dataclasses.asdict(sc)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def to_json(runs: list[ScenarioRun]) -> dict[str, Any]:
     sc = runs[0].scenario
     return {
         "scenario": sc.name, "description": sc.description, "source": sc.source,
+        "scenario_sha256": scenario_digest(sc),
         "seed": sc.run.seed, "replications": sc.run.replications,
         "duration_s": sc.run.duration_s, "step_s": sc.run.step_s,
         "modelled": "all figures are modelled (SimPy + fluid cohorts); none measured",
@@ -51,7 +70,8 @@ def to_json(runs: list[ScenarioRun]) -> dict[str, Any]:
         "runs": [{
             "name": r.name, "description": r.description, "passed": r.passed,
             "simpy_events": r.events,
-            "verdicts": [{"metric": v.metric, "slo": v.slo, "mean": _num(v.mean),
+            "verdicts": [{"metric": v.metric, "counts": SLO_COUNTS[v.metric],
+                          "slo": v.slo, "mean": _num(v.mean),
                           "ci95_half_width": _num(v.half_width), "passed": v.passed,
                           "failing_from_s": v.failing_from_s} for v in r.verdicts],
             "summary": {k: {"mean": _num(m), "ci95_half_width": _num(h)}
@@ -121,14 +141,16 @@ def _html(data: dict[str, Any]) -> str:
     for run in data["runs"]:
         parts.append(f"<h3>{e(run['name'])}: {'pass' if run['passed'] else 'FAIL'}</h3>"
                      f"<p>{e(run['description'])}</p><table><tr><th>metric</th><th>SLO</th>"
-                     "<th>mean</th><th>&plusmn;95%</th><th>verdict</th><th>first over</th></tr>")
+                     "<th>mean</th><th>&plusmn;95%</th><th>verdict</th><th>first over</th>"
+                     "<th>what it counts</th></tr>")
         for v in run["verdicts"]:
             verdict = "pass" if v["passed"] else "FAIL"
             first = "" if v["failing_from_s"] is None else f"{v['failing_from_s'] / 60:g} min"
             parts.append(f"<tr><td>{e(v['metric'])}</td><td>{v['slo']:g}</td>"
                          f"<td>{_fmt(v['mean'])}</td><td>{_fmt(v['ci95_half_width'])}</td>"
-                         f"<td class='{verdict}'>{verdict}</td><td>{first}</td></tr>")
-        parts.append("</table>")
+                         f"<td class='{verdict}'>{verdict}</td><td>{first}</td>"
+                         f"<td>{e(v['counts'])}</td></tr>")
+        parts.append("</table>" + _counts(run["summary"]))
     for png in PANELS:
         parts.append(f"<h2>{e(png[:-4])}</h2><img src='{png}' width='100%'>")
     parts.append("<h2>Back-of-envelope (streamscale estimate)</h2><table>"
@@ -138,6 +160,20 @@ def _html(data: dict[str, Any]) -> str:
                      f"<td>{e(r['unit'])}</td><td>{e(r['seed'])}</td><td>{e(r['note'])}</td></tr>")
     parts.append("</table><p>Data: <a href='result.json'>result.json</a></p>")
     return "\n".join(parts) + "\n"
+
+
+def _counts(summary: dict[str, Any]) -> str:
+    """The numerators and denominators behind the two error SLOs (means per replication)."""
+
+    def n(key: str) -> str:
+        x = summary.get(key, {}).get("mean")
+        return "n/a" if x is None else f"{x:,.0f}"
+
+    return (f"<p>Viewer sessions {n('sessions')}: viewers refused at join {n('viewers_refused')}, "
+            f"abandoned on a dead path {n('viewers_abandoned')}. Chat messages accepted "
+            f"{n('chat_sent')}: dropped by gateway overflow {n('chat_lost_overflow')}, lost "
+            f"with the DB down (sync persist) {n('chat_lost_db_down')}; refused by slow mode "
+            f"(not lost) {n('chat_rate_limited')}.</p>")
 
 
 def _fmt(x: float | None) -> str:

@@ -21,9 +21,28 @@ SLO_METRICS = {  # summary metric -> (Slo field, per-window series)
     "rebuffer_ratio": ("rebuffer_ratio", "rebuffer_ratio"),
     "live_latency_p95_s": ("live_latency_p95_s", "live_latency_p95_s"),
     "chat_delivery_p99_s": ("chat_delivery_p99_s", "chat_p99_s"),
-    "error_rate": ("error_rate", "error_rate"),
+    "viewer_error_rate": ("viewer_error_rate", "viewer_error_rate"),
+    "chat_loss_rate": ("chat_loss_rate", "chat_loss_rate"),
     "moderation_wait_p95_s": ("moderation_wait_p95_s", "moderation_wait_p95_s"),
     "refused_stream_ratio": ("refused_stream_ratio", "refused_streams"),
+}
+SLO_COUNTS = {  # what each verdict counts; scenarios/README.md says the same at length
+    "startup_p95_s": "p95 over probe viewers of join to first frame (s); failed joins are "
+                     "not in it (viewer_error_rate)",
+    "rebuffer_ratio": "stalled viewer-seconds / watched viewer-seconds (media not delivered "
+                      "on time by edge, origin or transcoder)",
+    "live_latency_p95_s": "p95 over probe viewers and steps of capture to screen (s)",
+    "chat_delivery_p99_s": "p99 over delivered messages of send to delivery (s); lost and "
+                           "rate-limited messages are not in it",
+    "viewer_error_rate": "(viewers refused at join + viewers who left a dead edge/CDN) / "
+                         "(viewers at start + viewers who came to join); a retrying viewer "
+                         "counts once; stalls on a live path are rebuffer_ratio",
+    "chat_loss_rate": "(messages dropped by a gateway queue over 10 s behind + messages sent "
+                      "while the DB is down with sync persist) / messages accepted; slow-mode "
+                      "refusals are not losses",
+    "moderation_wait_p95_s": "p95 of flagged messages' wait for a human moderator (s), "
+                             "still-waiting ones at their age",
+    "refused_stream_ratio": "streams refused by transcode admission / streams offered",
 }
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]  # df 1..10
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from sim.model import Model, RunResult
 
 CHAT_HOP_S = 0.002  # gateway -> bus -> gateway network hop
+# per-step counts summed per window into ratios, not averaged into series
+COUNTED = ("stall", "viewer_errors", "viewers_start", "joiners", "chat_lost", "chat_sent")
 
 
 def step(m: Model, i: int) -> None:
@@ -27,6 +29,7 @@ def step(m: Model, i: int) -> None:
     # viewers leave (exponential sessions), abandon dead edges, arrive to follow the shape
     keep = math.exp(-dt / w.session_mean_s)
     before_k = dv.n.sum(axis=(1, 2))
+    viewers_start = float(before_k.sum())
     dv.n *= keep
     dead = ~dv.edge_up
     leaving = dead & (now - np.nan_to_num(dv.down_since, nan=now) >= sc.delivery.abandon_after_s)
@@ -64,7 +67,10 @@ def step(m: Model, i: int) -> None:
     row_s = db.query_ms / 1e3 if db.viewer_count == "row" else 0.0
     base_join = api_wait * w.join_api_requests + float(db_w.mean()) * reads + row_s
     join_wait = np.array([base_join, base_join + (hot_wait if db.viewer_count == "row" else 0)])
-    failed = 0.0 if join_ok else attempts
+    # a refused viewer retries every step until joins work: counted once, when first refused
+    joiners = max(0.0, attempts - m.join_retrying)
+    failed = 0.0 if join_ok else joiners
+    m.join_retrying = 0.0 if join_ok else attempts
     if join_ok:
         dv.add(attempts, route)
     # delivery: edges, shield, origin, transcode speed
@@ -113,21 +119,25 @@ def step(m: Model, i: int) -> None:
             gw.dropped_jobs = 0.0
         gw_lat = wq_g[g_k] + members_k * per_delivery
     chat_lat = gw_lat + c.moderate_us / 1e6
-    lost_msgs = float(dropped)
+    lost_db = 0.0
     if ch.persist == "sync":
         if m.db_up > 0:
             chat_lat = chat_lat + db_w[shard_k] + db.query_ms / 1e3
         else:
-            lost_msgs += float(msgs_k.sum()) * dt
+            lost_db = float(msgs_k.sum()) * dt
+    lost_msgs = float(dropped) + lost_db
     m.chat[wi].append((np.asarray(chat_lat, dtype=np.float64), msgs_k * dt))
     m.flag_rate = (float(msgs_k.sum()) * w.flag_fraction * m.flag_factor
                    * (1.0 - ch.auto_triage_fraction))
     cnt = m.counts
     cnt["attempts"] += attempts
+    cnt["joiners"] += joiners
     cnt["failed"] += failed
     cnt["abandoned"] += abandoned
     cnt["sent"] += float(msgs_k.sum()) * dt
     cnt["lost"] += lost_msgs
+    cnt["lost_overflow"] += float(dropped)
+    cnt["lost_db"] += lost_db
     cnt["limited"] += limited * dt
     cnt["arrived"] += attempts if join_ok else 0.0
     cdn = dv.cdn_of >= 0
@@ -138,7 +148,8 @@ def step(m: Model, i: int) -> None:
              hot_key_util=hot_util, chat_util_max=chat_util,
              transcode_util=demand / m.tc_cores, transcode_cores=m.tc_cores,
              refused_streams=float(m.tc.blocked), lag_s=m.lag_s,
-             errors=failed + abandoned + lost_msgs, ops=attempts + float(msgs_k.sum()) * dt,
+             viewer_errors=failed + abandoned, viewers_start=viewers_start, joiners=joiners,
+             chat_lost=lost_msgs, chat_sent=float(msgs_k.sum()) * dt,
              mod_queue=float(len(m.mod.resource.queue)), arrivals_per_s=attempts / dt)
     if (i + 1) % m.win == 0 or i + 1 == m.steps:
         new = np.array(m.mod.waits[m._mod_seen:])
@@ -171,9 +182,12 @@ def collect(m: Model, events: int) -> RunResult:
     def wsum(x: FloatArray) -> FloatArray:
         return np.array([x[j * win:(j + 1) * win].sum() for j in range(nwin)])
 
-    series = {k: wmean(v) for k, v in rec.items() if k not in ("stall", "errors", "ops")}
+    series = {k: wmean(v) for k, v in rec.items() if k not in COUNTED}
     series["rebuffer_ratio"] = wsum(rec["stall"]) / np.maximum(wsum(rec["viewers"]), 1e-9)
-    series["error_rate"] = wsum(rec["errors"]) / np.maximum(wsum(rec["ops"]), 1e-9)
+    # sessions in a window: the viewers there at its start plus the joins attempted in it
+    sessions = rec["viewers_start"][::win][:nwin] + wsum(rec["joiners"])
+    series["viewer_error_rate"] = wsum(rec["viewer_errors"]) / np.maximum(sessions, 1e-9)
+    series["chat_loss_rate"] = wsum(rec["chat_lost"]) / np.maximum(wsum(rec["chat_sent"]), 1e-9)
     series["refused_streams"] = np.array([rec["refused_streams"][min(len(rec["refused_streams"]),
                                           (j + 1) * win) - 1] for j in range(nwin)])
     cat = [np.concatenate(x) if x else np.zeros(0) for x in m.startup]
@@ -188,14 +202,15 @@ def collect(m: Model, events: int) -> RunResult:
                                                 for x in m.mod_wait])
     all_mod = np.concatenate([np.array(m.mod.waits), np.array(m.mod.waiting_ages())])
     cnt = m.counts
-    ops = cnt["attempts"] + cnt["sent"]
+    sessions_total = float(rec["viewers_start"][0]) + cnt["joiners"]
     summary = {
         "startup_p95_s": _q(np.concatenate(cat), 0.95),
         "rebuffer_ratio": float(rec["stall"].sum() / max(rec["viewers"].sum(), 1e-9)),
         "live_latency_p95_s": _q(np.concatenate(lat), 0.95),
         "chat_delivery_p99_s": weighted_quantile(np.concatenate(chat_v),
                                                  np.concatenate(chat_w), 0.99),
-        "error_rate": (cnt["failed"] + cnt["abandoned"] + cnt["lost"]) / max(ops, 1e-9),
+        "viewer_error_rate": (cnt["failed"] + cnt["abandoned"]) / max(sessions_total, 1e-9),
+        "chat_loss_rate": cnt["lost"] / max(cnt["sent"], 1e-9),
         "moderation_wait_p95_s": _q(all_mod, 0.95) if all_mod.size else 0.0,
         "refused_stream_ratio": m.tc.blocked / max(m.tc.offered, 1),
         "peak_viewers": float(rec["viewers"].max()),
@@ -209,6 +224,13 @@ def collect(m: Model, events: int) -> RunResult:
         "moderation_mean_wait_s": float(np.mean(m.mod.waits)) if m.mod.waits else 0.0,
         "probe_started": float(m.probes.started),
         "probe_sojourn_s": m.probes.sojourn_s,
+        "sessions": sessions_total,
+        "viewers_refused": cnt["failed"],
+        "viewers_abandoned": cnt["abandoned"],
+        "chat_sent": cnt["sent"],
+        "chat_lost_overflow": cnt["lost_overflow"],
+        "chat_lost_db_down": cnt["lost_db"],
+        "chat_rate_limited": cnt["limited"],
         "simpy_events": float(events),
     }
     t: FloatArray = np.arange(nwin, dtype=np.float64) * win * m.dt

@@ -98,3 +98,24 @@ def test_surge_hot_row_and_fan_out_are_what_break() -> None:
     fix = run_scenario(dataclasses.replace(sc.variants[0].scenario, workload=sc.workload,
                                            run=sc.run))
     assert {v.metric for v in fix.verdicts if not v.passed} <= {"moderation_wait_p95_s"}
+
+
+def test_error_rates_count_people_and_messages_once() -> None:
+    # API down 2 min, then the DB (no standby, no read cache) 2 min, sync persist: every
+    # would-be joiner in those 4 min is refused once (however often it retries), and every
+    # chat message sent while the DB is down is lost.
+    sc = small("spof", duration_s=600.0)
+    sc = dataclasses.replace(sc, faults=(
+        dataclasses.replace(sc.faults[0], at_s=120.0, duration_s=120.0),
+        dataclasses.replace(sc.faults[1], at_s=360.0, duration_s=120.0)))
+    s = Model(sc, 2).run().summary
+    w = sc.workload
+    joiners_per_s = w.peak_viewers / w.session_mean_s  # steady state: leaves = joins
+    assert s["viewers_refused"] == pytest.approx(240.0 * joiners_per_s, rel=0.05)
+    assert s["viewers_abandoned"] == 0.0
+    assert s["sessions"] == pytest.approx(w.peak_viewers + 600.0 * joiners_per_s, rel=0.05)
+    assert s["viewer_error_rate"] == pytest.approx(s["viewers_refused"] / s["sessions"])
+    msgs_per_s = w.peak_viewers * w.chat_msgs_per_viewer_s
+    assert s["chat_lost_db_down"] == pytest.approx(120.0 * msgs_per_s, rel=0.05)
+    assert s["chat_lost_overflow"] == 0.0
+    assert s["chat_loss_rate"] == pytest.approx(120.0 / 600.0, rel=0.05)

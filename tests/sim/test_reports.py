@@ -1,0 +1,72 @@
+"""The committed reference reports: one per shipped scenario, current, small, and saying what
+the README says (each scenario as given breaks the SLOs it is about; its fix passes all).
+
+Regenerate a stale one with `streamscale sim scenarios/<name>.toml --out reports`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.report import scenario_digest
+from sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "reports"
+BREAKS = {  # scenario -> SLOs it exists to break (scenarios/README.md, the table)
+    "baseline": set(),
+    "surge": {"startup_p95_s", "rebuffer_ratio", "chat_delivery_p99_s"},
+    "cdn_outage": {"rebuffer_ratio", "viewer_error_rate"},
+    "chat_flood": {"chat_delivery_p99_s", "chat_loss_rate"},
+    "media_overload": {"rebuffer_ratio", "live_latency_p95_s"},
+    "db_hotspot": {"startup_p95_s"},
+    "spof": {"viewer_error_rate", "chat_loss_rate"},
+    "moderation_backlog": {"moderation_wait_p95_s"},
+}
+MAX_REPORTS_BYTES = 5_000_000
+
+
+def _report(name: str) -> dict[str, Any]:
+    path = REPORTS / name / "result.json"
+    assert path.exists(), f"no reference report: streamscale sim scenarios/{name}.toml"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_every_scenario_file_is_covered() -> None:
+    assert {p.stem for p in (ROOT / "scenarios").glob("*.toml")} == set(BREAKS)
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_report_is_current(name: str) -> None:
+    data = _report(name)
+    sc = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    assert data["scenario"] == name
+    assert data["scenario_sha256"] == scenario_digest(sc), (
+        f"reports/{name} was made from another version of the scenario (or with overrides)")
+    assert [r["name"] for r in data["runs"]] == ["as given", *(v.name for v in sc.variants)]
+    d = REPORTS / name
+    page = (d / "index.html").read_text()
+    for png in ("load.png", "slos.png", "capacity.png"):
+        assert (d / png).exists() and f"src='{png}'" in page
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_as_given_breaks_what_it_should_and_fixes_pass(name: str) -> None:
+    given, *fixes = _report(name)["runs"]
+    failing = {v["metric"] for v in given["verdicts"] if not v["passed"]}
+    assert BREAKS[name] <= failing, f"{name} as given passes {BREAKS[name] - failing}"
+    if not BREAKS[name]:
+        assert given["passed"]
+    for fix in fixes:
+        missed = [v["metric"] for v in fix["verdicts"] if not v["passed"]]
+        assert fix["passed"] and not missed, f"{name}+{fix['name']} misses {missed}"
+
+
+def test_reports_stay_small() -> None:
+    size = sum(p.stat().st_size for p in REPORTS.rglob("*") if p.is_file())
+    assert size < MAX_REPORTS_BYTES, f"reports/ is {size / 1e6:.1f} MB"
