@@ -22,6 +22,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update({
         "STREAMSCALE_DATA_DIR": str(tmp_path / "var"),
         "STREAMSCALE_GATEWAY__PORT": "0",
+        "STREAMSCALE_MEDIA__RTMP_PORT": "0",
+        "STREAMSCALE_ORIGIN__PORT": "0",
         "STREAMSCALE_AUTH__PASSWORD_MEMORY_KIB": "8192",
         "STREAMSCALE_AUTH__PASSWORD_TIME_COST": "1",
         **extra,
@@ -75,6 +77,7 @@ async def test_up_flow_and_graceful_shutdown(tmp_path: Path, signum: signal.Sign
     async with streamscale_up(tmp_path) as (proc, urls, lines):
         assert lines[0].startswith("streamscale ")
         assert urls["openapi"].endswith("/api/openapi.json")
+        assert urls["rtmp"].startswith("rtmp://") and urls["hls"].startswith("http://")
         base = urls["api"].removesuffix("/api")
         async with httpx.AsyncClient(base_url=base) as api:
             r = await api.post("/api/users/register", json={

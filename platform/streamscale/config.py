@@ -99,17 +99,42 @@ class StorageConfig:
             )
 
 
+KNOWN_RUNGS = ("source", "720p", "480p", "360p", "160p")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MediaConfig:
-    """RTMP ingest and the transcode ladder."""
+    """RTMP ingest, the transcode ladder, packaging and recording."""
 
     host: str = "127.0.0.1"
     rtmp_port: int = 1935
-    reconnect_grace_s: float = 5.0
+    reconnect_grace_s: float = 5.0  # a publisher may reconnect this long before the end
+    key_check_s: float = 0.5  # how often a live publisher's key is re-checked
+    ladder: str = "source,720p,480p,360p"  # rungs, from KNOWN_RUNGS; taller than source skipped
+    transcode_capacity: float = 2.0  # 720p30-ladder equivalents this node transcodes in real time
+    segment_s: float = 2.0  # segments are cut on the first keyframe at or after this
+    part_s: float = 0.334  # LL-HLS part target
+    recordings_dir: str = ""  # "" = data_dir/recordings
+    recording_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         _check(self, "rtmp_port", _port)
-        _check(self, "reconnect_grace_s", _positive)
+        for name in ("reconnect_grace_s", "key_check_s", "transcode_capacity", "segment_s",
+                     "part_s", "recording_retention_days"):
+            _check(self, name, _positive)
+        if self.part_s > self.segment_s:
+            raise ConfigError("part_s: must not exceed segment_s")
+        rungs = [r.strip() for r in self.ladder.split(",") if r.strip()]
+        unknown = [r for r in rungs if r not in KNOWN_RUNGS]
+        if not rungs or unknown:
+            raise ConfigError(
+                f"ladder: {', '.join(unknown) or 'empty'}: rungs must be a comma-separated "
+                f"list of {', '.join(KNOWN_RUNGS)}"
+            )
+
+    @property
+    def rungs(self) -> list[str]:
+        return [r.strip() for r in self.ladder.split(",") if r.strip()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +175,11 @@ class Config:
     @property
     def origin_url(self) -> str:
         return self.origin.public_url or f"http://{self.origin.host}:{self.origin.port}"
+
+    @property
+    def recordings_root(self) -> Path:
+        return Path(self.media.recordings_dir) if self.media.recordings_dir else (
+            self.data_dir / "recordings")
 
     @property
     def rtmp_url(self) -> str:

@@ -13,11 +13,15 @@ import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from ..backends.storage import Store
 from ..config import Config
+
+if TYPE_CHECKING:
+    from ..services.origin.registry import MediaRegistry
 
 _current: contextvars.ContextVar[Resources] = contextvars.ContextVar("streamscale_resources")
 
@@ -27,6 +31,7 @@ class Resources:
     config: Config
     _store: Store | None = None
     _store_lock: trio.Lock = field(default_factory=trio.Lock)
+    _media: MediaRegistry | None = None
 
     async def store(self) -> Store:
         """The process's store, opened (and migrated) on first use."""
@@ -40,6 +45,14 @@ class Resources:
                     echo=self.config.storage.echo,
                 )
             return self._store
+
+    def media_registry(self) -> MediaRegistry:
+        """The live media table the packager publishes to and the origin serves from."""
+        if self._media is None:
+            from ..services.origin.registry import MediaRegistry
+
+            self._media = MediaRegistry()
+        return self._media
 
     async def aclose(self) -> None:
         if self._store is not None:

@@ -57,13 +57,12 @@ SERVICES: dict[str, Service] = {
         Service(
             name="media",
             summary="RTMP ingest, transcode ladder, HLS/LL-HLS packaging, recording",
-            module=None,
-            issue="the media path (issue #4)",
+            module="streamscale.services.media",
         ),
         Service(
             name="origin",
             summary="HLS origin: playlists and segments with blocking reload",
-            module=None,
+            module="streamscale.services.origin",
             issue="the media path (issue #4)",
         ),
         Service(
@@ -75,13 +74,12 @@ SERVICES: dict[str, Service] = {
     ]
 }
 
-DEFAULT_SERVICES = ("gateway",)
 
 
 def resolve(names: str | None) -> list[Service]:
     """`"gateway,media"` -> services in registry order; None -> every built service."""
     if names is None:
-        return [SERVICES[n] for n in DEFAULT_SERVICES]
+        return [s for s in SERVICES.values() if s.module is not None]
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
         raise ValueError("--services: give at least one service name")

@@ -1,0 +1,349 @@
+"""One stream's media path after ingest: FLV tags -> ladder -> packager -> origin, recorder.
+
+`MediaHub` owns a `StreamPipeline` per publishing stream. The ingest opens a publish with
+`hub.publish(stream_id)` and sends tags into it; the pipeline task is the only owner of
+the stream's ladder, presentation and recorder. The ladder runs in a worker thread (one
+hop per access unit); AAC passes through to every rung unchanged.
+
+When the publisher goes away the pipeline waits `reconnect_grace_s`: a publisher that
+comes back continues the same stream (its timestamps are shifted to follow on); otherwise
+the stream ends (ENDLIST, recording finalised, status "ended").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from ...protocols import flv
+from ...protocols.hls import (
+    AudioTrack,
+    PackagerConfig,
+    Part,
+    Presentation,
+    Rendition,
+    Sample,
+    Segment,
+    VideoTrack,
+)
+from ..origin.registry import MediaRegistry
+from ..streaming import StreamService
+from .ingest import PublishRefused, Tag
+from .recording import Recorder
+from .transcode import AdmissionControl, Ladder, RungSpec, TranscodeError
+from .transcode_rungs import DEFAULT_LADDER, REFERENCE_LADDER
+
+log = logging.getLogger(__name__)
+
+RUNGS: dict[str, RungSpec] = {r.name: r for r in (*DEFAULT_LADDER, *REFERENCE_LADDER)}
+FEED_QUEUE_TAGS = 256  # ~4 s of 30 fps video plus audio; past it the publisher waits
+AUDIO_BITRATE_BPS = 128_000
+AAC_FRAME_SAMPLES = 1024
+
+
+@dataclass
+class MediaStats:
+    publishes: int = 0
+    refused: int = 0
+    transcoder_restarts: int = 0
+    dropped_rungs: int = 0
+    flv_errors: int = 0
+
+
+@dataclass
+class _Feed:
+    send_channel: trio.MemorySendChannel[Tag]
+
+    async def send(self, tag: Tag) -> None:
+        await self.send_channel.send(tag)
+
+
+@dataclass(eq=False)
+class StreamPipeline:
+    stream_id: str
+    hub: MediaHub
+    presentation: Presentation | None = None
+    recorder: Recorder | None = None
+    ladder: Ladder | None = None
+    avc_record: bytes = b""
+    nal_length_size: int = 4
+    aac: flv.AACConfig | None = None
+    asc: bytes = b""
+    frame_rate: float = 30.0
+    publishing: bool = False
+    offset_ms: int = 0  # added to this publish's timestamps (continuity after reconnect)
+    _session_first_ms: int | None = None
+    _last_video_dts_ms: int = -1
+    _audio_next: int | None = None  # next AAC dts in samples
+    _audio_last_ms: int = 0
+    _grace: trio.CancelScope | None = None
+    renditions: dict[str, Rendition] = field(default_factory=dict)
+    finished: trio.Event = field(default_factory=trio.Event)  # the stream has ended
+
+    # -- one publish -----------------------------------------------------------------------
+
+    async def consume(self, tags: trio.MemoryReceiveChannel[Tag]) -> None:
+        self._session_first_ms = None
+        async with tags:
+            async for tag in tags:
+                if self._session_first_ms is None:
+                    self._session_first_ms = tag.timestamp_ms
+                    if self._last_video_dts_ms >= 0:  # a reconnect: follow on from before
+                        self.offset_ms = self._last_video_dts_ms + 40 - tag.timestamp_ms
+                ts = tag.timestamp_ms + self.offset_ms
+                try:
+                    if tag.kind == "video":
+                        await self._video(tag.payload, ts)
+                    elif tag.kind == "audio":
+                        self._audio(tag.payload, ts)
+                    else:
+                        self._script(tag.payload)
+                except flv.FLVError as exc:
+                    self.hub.stats.flv_errors += 1
+                    log.warning("stream %s: bad media from publisher: %s", self.stream_id, exc)
+
+    def _script(self, payload: bytes) -> None:
+        try:
+            tag = flv.parse_script(payload)
+        except flv.FLVError:
+            return
+        fps = tag.properties.get("framerate")
+        if isinstance(fps, int | float) and 1 <= fps <= 240:
+            self.frame_rate = float(fps)
+
+    async def _video(self, payload: bytes, ts_ms: int) -> None:
+        tag = flv.parse_video(payload, nal_length_size=self.nal_length_size)
+        if isinstance(tag, flv.AVCSequenceHeader):
+            if tag.config.record != self.avc_record:
+                await self._configure(tag.config.record, tag.config.nal_length_size)
+            return
+        if not isinstance(tag, flv.AVCFrame) or self.ladder is None:
+            return
+        keyframe = tag.frame_type is flv.FrameType.KEY
+        if self.presentation is None:
+            if not keyframe:
+                return
+            self._open_presentation()
+        dts_ms = max(ts_ms, self._last_video_dts_ms + 1)
+        self._last_video_dts_ms = dts_ms
+        now = time.time()
+        ladder = self.ladder
+        push = partial(ladder.push, tag.data, dts_ms=dts_ms,
+                       pts_ms=dts_ms + tag.composition_time_ms, keyframe=keyframe,
+                       wallclock_s=now)
+        try:
+            frames = await trio.to_thread.run_sync(push, limiter=self.hub.limiter)
+        except TranscodeError as exc:
+            await self._restart_ladder(exc)
+            return
+        changed = False
+        for frame in frames:
+            rendition = self.renditions.get(frame.rung)
+            if rendition is None:
+                continue
+            events = rendition.push_video(Sample(
+                frame.data, dts=frame.dts_90k, pts=frame.pts_90k, keyframe=frame.keyframe,
+                wallclock_s=frame.wallclock_s))
+            changed |= self._record(rendition, events)
+        dropped = ladder.degrade_if_lagging()
+        if dropped is not None:
+            self.hub.stats.dropped_rungs += 1
+            self.hub.admission.update(self.stream_id, ladder.cost)
+            gone = self.renditions.pop(dropped, None)
+            if gone is not None:
+                self._record(gone, gone.end())
+            changed = True
+        if changed:
+            self.hub.registry.changed(self.stream_id)
+
+    def _audio(self, payload: bytes, ts_ms: int) -> None:
+        tag = flv.parse_audio(payload)
+        if isinstance(tag, flv.AACSequenceHeader):
+            self.aac, self.asc = tag.config, tag.config.raw
+            return
+        if not isinstance(tag, flv.AACFrame) or self.presentation is None or self.aac is None:
+            return
+        rate = self.aac.sample_rate
+        expected = self._audio_next
+        from_ts = ts_ms * rate // 1000
+        # Count samples (1024 per frame) for exact durations; resync on a jump > 100 ms.
+        dts = from_ts if expected is None or abs(from_ts - expected) > rate // 10 else expected
+        self._audio_next = dts + AAC_FRAME_SAMPLES
+        changed = False
+        for rendition in self.renditions.values():
+            if rendition.audio is not None:
+                events = rendition.push_audio(Sample(tag.data, dts=dts))
+                changed |= self._record(rendition, events)
+        if changed:
+            self.hub.registry.changed(self.stream_id)
+
+    def _record(self, rendition: Rendition, events: list[Part | Segment]) -> bool:
+        if events and self.recorder is not None:
+            self.recorder.record(rendition, events)
+        return bool(events)
+
+    # -- ladder and presentation -------------------------------------------------------------
+
+    async def _configure(self, record: bytes, nal_length_size: int) -> None:
+        if self.presentation is not None and self.avc_record:
+            # The publisher changed resolution or codec: a new presentation from here on.
+            await self._close_presentation()
+        self.avc_record, self.nal_length_size = record, nal_length_size
+        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate)
+        await trio.to_thread.run_sync(ladder.configure, record, limiter=self.hub.limiter)
+        self.ladder = ladder
+        # Admitted on an assumed 720p30 source; now the real size and rate are known.
+        self.hub.admission.update(self.stream_id, ladder.cost)
+
+    async def _restart_ladder(self, exc: TranscodeError) -> None:
+        self.hub.stats.transcoder_restarts += 1
+        log.error("stream %s: transcoder failed (%s); restarting from the next keyframe",
+                  self.stream_id, exc)
+        # Only the rungs still packaged (some may have been shed under overload).
+        rungs = [r for r in self.hub.rungs if r.name in self.renditions] or self.hub.rungs
+        ladder = Ladder(rungs, frame_rate=self.frame_rate)
+        await trio.to_thread.run_sync(ladder.configure, self.avc_record,
+                                      limiter=self.hub.limiter)
+        self.ladder = ladder
+        self.hub.admission.update(self.stream_id, ladder.cost)
+
+    def _open_presentation(self) -> None:
+        ladder = self.ladder
+        assert ladder is not None
+        config = self.hub.packager
+        presentation = Presentation(config)
+        audio = AudioTrack.from_asc(self.asc) if self.asc else None
+        for name in ladder.rungs:
+            spec = RUNGS.get(name)
+            video_bps = (spec.video_bitrate_kbps * 1000 if spec and spec.video_bitrate_kbps
+                         else 6_000_000)
+            self.renditions[name] = presentation.add_rendition(
+                name, video=VideoTrack.from_extradata(ladder.rung_extradata(name)),
+                audio=audio, bandwidth_bps=video_bps + (AUDIO_BITRATE_BPS if audio else 0),
+                frame_rate=self.frame_rate,
+            )
+        self.presentation = presentation
+        self.recorder = Recorder(self.hub.recordings_root, self.stream_id)
+        self.hub.nursery.start_soon(self.recorder.run)
+        self.hub.registry.publish(self.stream_id, presentation)
+        log.info("stream %s: packaging %s", self.stream_id, ", ".join(self.renditions))
+
+    async def _close_presentation(self) -> None:
+        ladder = self.ladder
+        if ladder is not None and ladder.configured:
+            try:
+                frames = await trio.to_thread.run_sync(ladder.flush, limiter=self.hub.limiter)
+            except TranscodeError:
+                frames = []
+            for frame in frames:
+                rendition = self.renditions.get(frame.rung)
+                if rendition is not None:
+                    self._record(rendition, rendition.push_video(Sample(
+                        frame.data, dts=frame.dts_90k, pts=frame.pts_90k,
+                        keyframe=frame.keyframe, wallclock_s=frame.wallclock_s)))
+        for rendition in self.renditions.values():
+            self._record(rendition, rendition.end())
+        if self.presentation is not None:
+            self.hub.registry.end(self.stream_id)
+        if self.recorder is not None:
+            self.recorder.end()
+        self.presentation, self.recorder, self.renditions = None, None, {}
+
+    async def finish(self) -> None:
+        await self._close_presentation()
+        self.hub.admission.release(self.stream_id)
+        await self.hub.streams.mark_ended(self.stream_id)
+        log.info("stream %s ended", self.stream_id)
+        self.finished.set()
+
+
+class MediaHub:
+    """Every publishing stream's pipeline on this node, with admission control."""
+
+    def __init__(
+        self, *, nursery: trio.Nursery, streams: StreamService, registry: MediaRegistry,
+        rungs: list[RungSpec], packager: PackagerConfig, recordings_root: Path,
+        capacity: float, reconnect_grace_s: float,
+    ) -> None:
+        self.nursery = nursery
+        self.streams = streams
+        self.registry = registry
+        self.rungs = rungs
+        self.packager = packager
+        self.recordings_root = recordings_root
+        self.admission = AdmissionControl(capacity)
+        self.reconnect_grace_s = reconnect_grace_s
+        self.limiter = trio.CapacityLimiter(max(2, int(capacity * 2)))
+        self.stats = MediaStats()
+        self._pipelines: dict[str, StreamPipeline] = {}
+
+    def pipeline(self, stream_id: str) -> StreamPipeline | None:
+        return self._pipelines.get(stream_id)
+
+    @property
+    def live(self) -> list[str]:
+        return [sid for sid, p in self._pipelines.items() if p.publishing]
+
+    @asynccontextmanager
+    async def publish(self, stream_id: str) -> AsyncIterator[_Feed]:
+        pipeline = self._pipelines.get(stream_id)
+        if pipeline is not None and pipeline.publishing:
+            self.stats.refused += 1
+            raise PublishRefused("the stream already has a publisher")
+        if pipeline is None:
+            admission = self.admission.admit(stream_id, self.rungs)
+            if not admission:
+                self.stats.refused += 1
+                raise PublishRefused(admission.reason)
+            pipeline = self._pipelines[stream_id] = StreamPipeline(stream_id, self)
+        elif pipeline._grace is not None:
+            pipeline._grace.cancel()  # the publisher came back within the grace period
+        pipeline.publishing = True
+        self.stats.publishes += 1
+        send, receive = trio.open_memory_channel[Tag](FEED_QUEUE_TAGS)
+        done = trio.Event()
+
+        async def consume() -> None:
+            try:
+                await pipeline.consume(receive)
+            finally:
+                done.set()
+
+        self.nursery.start_soon(consume)
+        try:
+            async with send:
+                yield _Feed(send)
+        finally:
+            with trio.CancelScope(shield=True):
+                await done.wait()  # the pipeline has taken every tag sent
+            pipeline.publishing = False
+            self.nursery.start_soon(self._end_after_grace, pipeline)
+
+    async def _end_after_grace(self, pipeline: StreamPipeline) -> None:
+        with trio.CancelScope() as scope:
+            pipeline._grace = scope
+            await trio.sleep(self.reconnect_grace_s)
+        pipeline._grace = None
+        if scope.cancelled_caught or pipeline.publishing:
+            return
+        if self._pipelines.get(pipeline.stream_id) is not pipeline:
+            return  # already ended (shutdown)
+        del self._pipelines[pipeline.stream_id]
+        with trio.CancelScope(shield=True):
+            await pipeline.finish()
+
+    async def close(self) -> None:
+        """Shutdown: end every stream now (no grace)."""
+        for pipeline in list(self._pipelines.values()):
+            if pipeline._grace is not None:
+                pipeline._grace.cancel()
+            self._pipelines.pop(pipeline.stream_id, None)
+            with trio.CancelScope(shield=True):
+                await pipeline.finish()

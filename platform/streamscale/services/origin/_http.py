@@ -1,0 +1,280 @@
+"""A lean HTTP/1.1 listener for media delivery: h11 on trio, one task per connection.
+
+No ASGI, no per-request task, channel or lock (DESIGN.md, "Measured"): a connection task
+parses with h11, awaits the handler, writes cached bytes and loops for the next
+(keep-alive, pipelined) request. Only GET/HEAD (and CORS preflight OPTIONS) are served.
+
+h11 only parses. Responses are a `Head` (status line and fixed headers, encoded once at
+import) plus Content-Length and the cached body: h11's response path (header validation,
+framing checks, state machine) was about half of its ~85 us per request here, and every
+response we send has a known length and constant headers. After each request the parser
+is replaced by a fresh one fed any pipelined bytes that followed it (about 1 us).
+
+Timeouts: an idle keep-alive connection is closed after `idle_timeout_s`; a request
+must be complete within `header_timeout_s` of its first byte; an answer not written
+within `response_timeout_s` (a held request included) drops the connection. Graceful
+shutdown: stop accepting, close idle connections, let in-flight requests (blocking waits
+included, via `Holds`) finish until the grace deadline, then cancel whatever is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import http
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+import h11
+import trio
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[bytes, bytes]]
+_REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+
+
+class Head:
+    """A status line and fixed headers, encoded once; Content-Length is added per reply."""
+
+    __slots__ = ("block", "status")
+
+    def __init__(self, status: int, headers: Headers) -> None:
+        self.status = status
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+        for name, value in headers:
+            if not name.isascii() or b"\r" in name + value or b"\n" in name + value:
+                raise ValueError(f"bad header {name!r}: {value!r}")
+            lines.append(b"%s: %s\r\n" % (name, value))
+        self.block = b"".join(lines)
+
+
+Reply = tuple[Head, bytes]
+Handler = Callable[[bytes, bytes, "Holds"], Awaitable[Reply]]  # (method, target, holds)
+
+_RECV_BYTES = 64 * 1024
+_COALESCE_BYTES = 64 * 1024  # below this, head and body go out in one send
+_ACCEPT_RETRY_S = 0.1
+CORS = (b"access-control-allow-origin", b"*")
+TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                 (b"cache-control", b"no-store"), CORS]
+_PREFLIGHT = Head(204, [
+    CORS,
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-allow-headers", b"range"),
+    (b"access-control-max-age", b"86400"),
+])
+_NOT_ALLOWED = Head(405, [*TEXT, (b"allow", b"GET, HEAD, OPTIONS")])
+_text_heads: dict[int, Head] = {}
+
+
+def text_reply(status: int | Head, message: str) -> Reply:
+    """A short text/plain answer; an int status gets the no-store text head."""
+    if isinstance(status, int):
+        head = _text_heads.get(status)
+        if head is None:
+            head = _text_heads[status] = Head(status, TEXT)
+        status = head
+    return status, message.encode() + b"\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Per-connection bounds: a slow or hostile client holds one task, briefly."""
+
+    max_header_bytes: int = 16 * 1024
+    idle_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    response_timeout_s: float = 60.0  # a held request plus writing its answer
+    shutdown_grace_s: float = 5.0
+
+
+class Holds:
+    """Deadlines for requests that wait (blocking reload, preload hint), shortened on drain."""
+
+    def __init__(self) -> None:
+        self._scopes: set[trio.CancelScope] = set()
+        self.drain_deadline = math.inf
+
+    @contextmanager
+    def hold(self, deadline: float) -> Iterator[trio.CancelScope]:
+        scope = trio.CancelScope(deadline=min(deadline, self.drain_deadline))
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
+
+    def drain(self, deadline: float) -> None:
+        self.drain_deadline = deadline
+        for scope in self._scopes:
+            scope.deadline = min(scope.deadline, deadline)
+
+
+_IDLE, _HEADERS, _ANSWERING = range(3)  # what a connection's single timer guards
+
+
+class HTTPServer:
+    def __init__(self, handler: Handler, limits: Limits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.holds = Holds()
+        self.closing = False
+        self._idle: set[trio.CancelScope] = set()
+        self.connections = 0
+
+    async def serve(
+        self,
+        *,
+        host: str,
+        port: int,
+        shutdown: trio.Event,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        async with trio.open_nursery() as conns:
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept, listener, conns)
+                task_status.started(listeners)
+                await shutdown.wait()
+                accepting.cancel_scope.cancel()
+            for listener in listeners:
+                await listener.aclose()
+            deadline = trio.current_time() + self.limits.shutdown_grace_s
+            self.closing = True
+            self.holds.drain(deadline)
+            for scope in self._idle:
+                scope.cancel()
+            conns.cancel_scope.deadline = deadline + 1.0  # writes stuck past the grace
+            log.info("origin draining %d connections", self.connections)
+
+    async def _accept(self, listener: trio.SocketListener, conns: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
+                    raise
+                log.error("origin accept failed (%s); retrying", exc)
+                await trio.sleep(_ACCEPT_RETRY_S)
+                continue
+            conns.start_soon(self._connection, stream)
+
+    def _parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        """Serve one connection. A single cancel scope per connection carries whichever
+        deadline applies (idle, header, response), moved rather than re-made per request."""
+        conn = self._parser()
+        timer = trio.CancelScope()
+        phase = _IDLE
+        limits = self.limits
+        self.connections += 1
+        try:
+            with timer:
+                while True:
+                    header_deadline = math.inf
+                    while (event := conn.next_event()) is h11.NEED_DATA:
+                        if conn.trailing_data[0]:  # part of a request: the header clock runs
+                            if header_deadline == math.inf:
+                                header_deadline = trio.current_time() + limits.header_timeout_s
+                            phase, timer.deadline = _HEADERS, header_deadline
+                        else:
+                            if self.closing:
+                                return
+                            phase = _IDLE
+                            timer.deadline = trio.current_time() + limits.idle_timeout_s
+                            self._idle.add(timer)  # shutdown closes idle connections
+                        data = await stream.receive_some(_RECV_BYTES)
+                        self._idle.discard(timer)
+                        conn.receive_data(data)
+                    if type(event) is not h11.Request:
+                        return  # ConnectionClosed
+                    # one deadline for answering and writing: holds end sooner (503)
+                    phase = _ANSWERING
+                    timer.deadline = trio.current_time() + limits.response_timeout_s
+                    reply, close, head_only = await self._answer(conn, event)
+                    await self._send(stream, reply, close=close, head_only=head_only)
+                    if close:
+                        return
+                    pipelined, eof = conn.trailing_data
+                    conn = self._parser()
+                    if pipelined:
+                        conn.receive_data(pipelined)
+                    if eof:
+                        conn.receive_data(b"")
+            if timer.cancelled_caught and phase == _HEADERS:
+                await self._refuse(stream, 408, "request timeout")
+        except h11.RemoteProtocolError as exc:
+            await self._refuse(stream, exc.error_status_hint, f"bad request: {exc}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("origin connection failed")
+        finally:
+            self._idle.discard(timer)
+            self.connections -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _answer(self, conn: h11.Connection, request: h11.Request) -> tuple[Reply, bool, bool]:
+        """(reply, close afterwards, headers only) for one request."""
+        method = request.method
+        has_body = type(conn.next_event()) is not h11.EndOfMessage
+        head_bytes, wants_close = _scan(request)
+        close = has_body or wants_close or self.closing
+        if head_bytes > self.limits.max_header_bytes:  # h11 bounds only incomplete heads
+            return text_reply(431, "request header fields too large"), True, False
+        if method not in (b"GET", b"HEAD"):
+            if method == b"OPTIONS" and not has_body:
+                return (_PREFLIGHT, b""), close, False
+            return text_reply(_NOT_ALLOWED, "method not allowed"), close, False
+        if has_body:
+            return text_reply(400, "a GET or HEAD request takes no body"), True, False
+        try:
+            reply = await self.handler(method, request.target, self.holds)
+        except Exception:
+            log.exception("origin handler failed for %r", request.target)
+            reply = text_reply(500, "internal error")
+        return reply, close or self.closing, method == b"HEAD"  # closing: shutdown began
+
+    @staticmethod
+    async def _send(
+        stream: trio.SocketStream, reply: Reply, *, close: bool, head_only: bool = False
+    ) -> None:
+        head, body = reply
+        out = head.block
+        if head.status != 204:
+            out += b"content-length: %d\r\n" % len(body)
+        out += b"connection: close\r\n\r\n" if close else b"\r\n"
+        if head_only or head.status == 204:
+            body = b""
+        elif len(body) < _COALESCE_BYTES:
+            out += body
+            body = b""
+        await stream.send_all(out)
+        if body:
+            await stream.send_all(body)
+
+    async def _refuse(self, stream: trio.SocketStream, status: int, message: str) -> None:
+        """Answer a request we cannot parse (or that came too slowly), then close."""
+        with (
+            trio.move_on_after(self.limits.header_timeout_s),
+            suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await self._send(stream, text_reply(status, message[:200]), close=True)
+
+
+def _scan(request: h11.Request) -> tuple[int, bool]:
+    """(size of the request head, whether the client asked to close): one pass over it."""
+    size = len(request.target)
+    close = request.http_version != b"1.1"  # h11 gives HTTP/1.0 no keep-alive either
+    for name, value in request.headers.raw_items():
+        size += len(name) + len(value) + 4
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
+            close = True
+    return size, close

@@ -1,0 +1,167 @@
+"""Origin routes: live playlists and media from the registry, recordings from disk.
+
+    /live/<stream>/master.m3u8[?classic=1]   master_classic.m3u8
+    /live/<stream>/<rendition>/index.m3u8     LL-HLS, blocking reload (_HLS_msn/_part/_skip)
+    /live/<stream>/<rendition>/classic.m3u8   init.mp4  <msn>.m4s  <msn>.<part>.m4s
+    /vod/<stream>/master.m3u8   /vod/<stream>/<rendition>/{index.m3u8,init.mp4,<msn>.m4s}
+
+Caching a CDN can obey: media is immutable (a URI never names other bytes), live
+playlists live one second, a blocking-reload answer longer (its URL names the msn/part it
+waited for, so any copy of it still holds that part), errors are not stored except 404s
+for a second, which keeps a stampede for a future segment off the origin.
+"""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from ...protocols.hls import (
+    INIT_URI,
+    PLAYLIST_URI,
+    Availability,
+    BlockingRequest,
+    HLSError,
+    Rendition,
+    parse_query,
+    parse_resource,
+)
+from ._http import CORS, Head, Holds, Reply, text_reply
+from ._vod import VodFiles
+from .registry import STREAM_ID_RE, MediaRegistry
+
+_RENDITION_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_MPEGURL = (b"content-type", b"application/vnd.apple.mpegurl")
+_IMMUTABLE = (b"cache-control", b"public, max-age=31536000, immutable")
+PLAYLIST = Head(200, [_MPEGURL, (b"cache-control", b"max-age=1"), CORS])
+BLOCKING_PLAYLIST = Head(200, [_MPEGURL, (b"cache-control", b"public, max-age=30"), CORS])
+VOD_PLAYLIST = Head(200, [_MPEGURL, (b"cache-control", b"public, max-age=60"), CORS])
+INIT = Head(200, [(b"content-type", b"video/mp4"), _IMMUTABLE, CORS])
+MEDIA = Head(200, [(b"content-type", b"video/iso.segment"), _IMMUTABLE, CORS])
+NOT_FOUND = Head(404, [(b"content-type", b"text/plain; charset=utf-8"),
+                       (b"cache-control", b"max-age=1"), CORS])
+
+
+_PLAIN_RELOAD = BlockingRequest()
+
+
+def not_found(message: str = "not found") -> Reply:
+    return text_reply(NOT_FOUND, message)
+
+
+class OriginRoutes:
+    """The request handler: (method, target, holds) -> (head, body)."""
+
+    def __init__(self, registry: MediaRegistry, vod: VodFiles | None) -> None:
+        self.registry = registry
+        self.vod = vod
+
+    async def __call__(self, method: bytes, target: bytes, holds: Holds) -> Reply:
+        path, _, query = target.partition(b"?")
+        try:
+            parts = path.decode("ascii").split("/")
+        except UnicodeDecodeError:
+            return not_found()
+        if len(parts) < 4 or parts[0] or not STREAM_ID_RE.fullmatch(parts[2]):
+            return not_found()
+        if parts[1] == "live":
+            return await self._live(parts[2], parts[3:], query, holds)
+        if parts[1] == "vod" and self.vod is not None:
+            return await self._vod(self.vod, parts[2], parts[3:])
+        return not_found()
+
+    async def _live(self, stream_id: str, rest: list[str], query: bytes, holds: Holds) -> Reply:
+        presentation = self.registry.lookup(stream_id)
+        if presentation is None:
+            return not_found("unknown stream")
+        if len(rest) == 1:
+            if rest[0] == "master.m3u8":
+                classic = b"classic=1" in query.split(b"&")
+                return PLAYLIST, presentation.master_playlist(low_latency=not classic)
+            if rest[0] == "master_classic.m3u8":
+                return PLAYLIST, presentation.master_playlist(low_latency=False)
+            return not_found()
+        if len(rest) != 2:
+            return not_found()
+        rendition = presentation.get(rest[0])
+        if rendition is None:
+            return not_found("unknown rendition")
+        name = rest[1]
+        if name == PLAYLIST_URI:
+            return await self._media_playlist(stream_id, rendition, query, holds)
+        if name == "classic.m3u8":
+            return PLAYLIST, rendition.media_playlist(low_latency=False)
+        return await self._resource(stream_id, rendition, name, holds)
+
+    async def _media_playlist(
+        self, stream_id: str, rendition: Rendition, query: bytes, holds: Holds
+    ) -> Reply:
+        try:
+            req = parse_query(query) if query else _PLAIN_RELOAD
+            rendition.check_request(req)
+        except HLSError as exc:
+            return text_reply(exc.status, str(exc))
+        deadline = trio.current_time() + rendition.blocking_timeout_s
+        while not rendition.playlist_ready(req):
+            version = self.registry.version(stream_id)
+            with holds.hold(deadline) as scope:
+                await self.registry.wait_for_change(stream_id, version, rendition.name)
+            if scope.cancelled_caught:
+                return text_reply(503, "playlist not ready in time; retry")
+            current = self._rendition(stream_id, rendition.name)
+            if current is None:
+                return not_found("stream is gone")
+            rendition = current
+        body = rendition.media_playlist(skip=req.skip is not None)
+        return PLAYLIST if req.msn is None else BLOCKING_PLAYLIST, body
+
+    async def _resource(
+        self, stream_id: str, rendition: Rendition, name: str, holds: Holds
+    ) -> Reply:
+        """Serve a part or segment; hold the request while it is the one being made."""
+        deadline = None
+        current: Rendition | None = rendition
+        while current is not None:
+            status, data = current.resource(name)
+            if status is Availability.AVAILABLE and data is not None:
+                return INIT if name == INIT_URI else MEDIA, data
+            if status is Availability.EXPIRED:
+                return not_found("expired")
+            if status is not Availability.PENDING:
+                return not_found()
+            if deadline is None:
+                deadline = trio.current_time() + current.blocking_timeout_s
+            version = self.registry.version(stream_id)
+            with holds.hold(deadline) as scope:
+                await self.registry.wait_for_change(stream_id, version, current.name)
+            if scope.cancelled_caught:
+                return text_reply(503, "not ready in time; retry")
+            current = self._rendition(stream_id, rendition.name)
+        return not_found("stream is gone")
+
+    def _rendition(self, stream_id: str, name: str) -> Rendition | None:
+        presentation = self.registry.lookup(stream_id)
+        return None if presentation is None else presentation.get(name)
+
+    async def _vod(self, vod: VodFiles, stream_id: str, rest: list[str]) -> Reply:
+        if rest == ["master.m3u8"]:
+            relative, head = f"{stream_id}/master.m3u8", VOD_PLAYLIST
+        elif len(rest) == 2 and _RENDITION_RE.fullmatch(rest[0]):
+            name = rest[1]
+            if name == PLAYLIST_URI:
+                head = VOD_PLAYLIST
+            elif name == INIT_URI:
+                head = INIT
+            else:
+                ref = parse_resource(name)
+                if ref is None or ref.kind != "segment":
+                    return not_found()
+                head = MEDIA
+            relative = f"{stream_id}/{rest[0]}/{name}"
+        else:
+            return not_found()
+        data = await vod.read(relative)
+        if data is None:
+            return not_found("no such recording")
+        return head, data
