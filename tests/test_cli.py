@@ -55,7 +55,7 @@ async def streamscale_up(
                     line = raw.decode()
                     lines.append(line)
                     parts = line.split()
-                    if len(parts) == 3 and parts[2].startswith("http"):
+                    if len(parts) == 3 and "://" in parts[2]:
                         urls[parts[1]] = parts[2]
         yield proc, urls, lines
     finally:
