@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import FLVError, FLVUnsupportedCodec
+from ._h264 import BitReader
 
 __all__ = [
     "AACConfig",
@@ -75,27 +76,12 @@ class AACFrame:
 AudioTag = AACSequenceHeader | AACFrame
 
 
-class _Bits:
-    __slots__ = ("_bits", "_pos", "_value")
-
-    def __init__(self, data: bytes) -> None:
-        self._value = int.from_bytes(data, "big")
-        self._bits = len(data) * 8
-        self._pos = 0
-
-    def u(self, n: int) -> int:
-        if self._pos + n > self._bits:
-            raise FLVError("AudioSpecificConfig ends early")
-        self._pos += n
-        return (self._value >> (self._bits - self._pos)) & ((1 << n) - 1)
-
-
-def _object_type(bits: _Bits) -> int:
+def _object_type(bits: BitReader) -> int:
     aot = bits.u(5)
     return 32 + bits.u(6) if aot == _AOT_ESCAPE else aot
 
 
-def _sample_rate(bits: _Bits) -> tuple[int, int]:
+def _sample_rate(bits: BitReader) -> tuple[int, int]:
     index = bits.u(4)
     if index == _RATE_EXPLICIT:
         return index, bits.u(24)
@@ -105,7 +91,7 @@ def _sample_rate(bits: _Bits) -> tuple[int, int]:
 
 
 def parse_aac_config(data: bytes) -> AACConfig:
-    bits = _Bits(data)
+    bits = BitReader(data, "AudioSpecificConfig")
     object_type = _object_type(bits)
     if object_type == 0:
         raise FLVError("AAC object type 0 (null)")

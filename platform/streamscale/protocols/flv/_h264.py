@@ -17,17 +17,20 @@ _HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 
 _MAX_MBS = 2048  # 32768 px: far beyond any H.264 level, small enough to refuse garbage
 
 
-class _BitReader:
-    __slots__ = ("_bits", "_pos", "_value")
+class BitReader:
+    """MSB-first bit reader over a whole (small) buffer: SPS and AudioSpecificConfig."""
 
-    def __init__(self, data: bytes) -> None:
+    __slots__ = ("_bits", "_pos", "_value", "_what")
+
+    def __init__(self, data: bytes, what: str = "SPS") -> None:
         self._value = int.from_bytes(data, "big")
         self._bits = len(data) * 8
         self._pos = 0
+        self._what = what
 
     def u(self, n: int) -> int:
         if self._pos + n > self._bits:
-            raise FLVError("SPS ends early")
+            raise FLVError(f"{self._what} ends early")
         self._pos += n
         return (self._value >> (self._bits - self._pos)) & ((1 << n) - 1)
 
@@ -58,14 +61,14 @@ class SPSInfo:
     height: int
 
 
-def _ue_max(r: _BitReader, limit: int, what: str) -> int:
+def _ue_max(r: BitReader, limit: int, what: str) -> int:
     value = r.ue()
     if value > limit:
         raise FLVError(f"SPS {what} {value} out of range (max {limit})")
     return value
 
 
-def _skip_scaling_list(r: _BitReader, size: int) -> None:
+def _skip_scaling_list(r: BitReader, size: int) -> None:
     last, next_ = 8, 8
     for _ in range(size):
         if next_ != 0:
@@ -78,7 +81,7 @@ def parse_sps(nal: bytes) -> SPSInfo:
     """Parse an SPS NAL unit (header byte included) far enough for the picture size."""
     if not nal or nal[0] & 0x1F != NAL_SPS:
         raise FLVError("not an SPS NAL unit")
-    r = _BitReader(nal[1:].replace(b"\x00\x00\x03", b"\x00\x00"))
+    r = BitReader(nal[1:].replace(b"\x00\x00\x03", b"\x00\x00"))
     profile_idc, constraint_flags, level_idc = r.u(8), r.u(8), r.u(8)
     _ue_max(r, 31, "seq_parameter_set_id")
     chroma_format_idc, separate_colour_plane, bit_depth_luma = 1, False, 8

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..flv import SAMPLE_RATES
 from ._errors import HLSError
 
 NAL_SPS = 7
@@ -17,21 +18,6 @@ NAL_PPS = 8
 _NAL_AUD = 9
 # Profiles whose SPS carries chroma format, bit depths and scaling lists (H.264 7.3.2.1.1).
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
-_AAC_RATES = (
-    96000,
-    88200,
-    64000,
-    48000,
-    44100,
-    32000,
-    24000,
-    22050,
-    16000,
-    12000,
-    11025,
-    8000,
-    7350,
-)
 
 
 class _Bits:
@@ -282,7 +268,7 @@ class AACConfig:
         rate = (
             bits.u(24)
             if rate_index == 15
-            else (_AAC_RATES[rate_index] if rate_index < len(_AAC_RATES) else 0)
+            else (SAMPLE_RATES[rate_index] if rate_index < len(SAMPLE_RATES) else 0)
         )
         channels = bits.u(4)
         if aot == 0 or rate == 0:
