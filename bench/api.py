@@ -161,7 +161,8 @@ def main() -> None:
                    STREAMSCALE_GATEWAY__WRITE_RATE_PER_MINUTE="100000000",
                    STREAMSCALE_LOG_LEVEL="WARNING")
         base = f"http://127.0.0.1:{api_port}/api"
-        with server([str(VENV_BIN / "streamscale"), "up"], env, f"{base}/health"):
+        with server([str(VENV_BIN / "streamscale"), "up", "--services", "gateway"], env,
+                    f"{base}/health"):
             post_json(f"{base}/users/register", {
                 "username": "bench", "email": "bench@example.com", "password": "bench pass 1"})
             login = {"login": "bench", "password": "bench pass 1"}

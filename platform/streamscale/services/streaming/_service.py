@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 
 from ...backends.storage import Page, Store, Stream
 from ...config import Config
@@ -20,6 +21,7 @@ from ..errors import ApiError, ConflictError, Forbidden, NotFoundError, Validati
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "live_"
+_CACHE_MAX = 10_000
 
 
 def key_hash(stream_key: str) -> str:
@@ -31,9 +33,16 @@ def new_key() -> str:
 
 
 class StreamService:
-    def __init__(self, store: Store, config: Config) -> None:
+    """Stream lifecycle. Reads by id are served from a short-lived cache (`read_cache_s`):
+    viewers poll stream state far more often than it changes, and the seed's answer to
+    hot reads is a cache. Writes through this service invalidate it at once; another
+    process's writes show within `read_cache_s`."""
+
+    def __init__(self, store: Store, config: Config, *, read_cache_s: float = 1.0) -> None:
         self._store = store
         self._config = config
+        self._read_cache_s = read_cache_s
+        self._cache: dict[str, tuple[float, Stream]] = {}
 
     def playback_url(self, stream_id: str) -> str:
         return f"{self._config.origin_url}/live/{stream_id}/master.m3u8"
@@ -56,14 +65,24 @@ class StreamService:
         log.info("stream %s created by %s", stream.id, user_id)
         return stream, key
 
-    async def get(self, stream_id: str) -> Stream:
+    async def get(self, stream_id: str, *, fresh: bool = False) -> Stream:
+        now = time.monotonic()
+        cached = self._cache.get(stream_id)
+        if cached is not None and cached[0] > now and not fresh:
+            return cached[1]
         stream = await self._store.get_stream(stream_id)
         if stream is None:
             raise NotFoundError("no such stream", code="stream_not_found")
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()  # crude bound; entries live a second anyway
+        self._cache[stream_id] = (now + self._read_cache_s, stream)
         return stream
 
+    def _forget(self, stream_id: str) -> None:
+        self._cache.pop(stream_id, None)
+
     async def _owned(self, user_id: str, stream_id: str) -> Stream:
-        stream = await self.get(stream_id)
+        stream = await self.get(stream_id, fresh=True)
         if stream.user_id != user_id:
             raise Forbidden("only the stream's owner may do that", code="not_stream_owner")
         return stream
@@ -73,7 +92,7 @@ class StreamService:
         stream = await self._owned(user_id, stream_id)
         if stream.status == "ended":
             return stream
-        return await self.mark_ended(stream_id) or await self.get(stream_id)
+        return await self.mark_ended(stream_id) or await self.get(stream_id, fresh=True)
 
     async def rotate_key(self, *, user_id: str, stream_id: str) -> tuple[Stream, str]:
         """A new key; the old one stops working at once (a live publisher is cut off)."""
@@ -81,6 +100,7 @@ class StreamService:
         if stream.status == "ended":
             raise ConflictError("the stream has ended; start a new one", code="stream_ended")
         key = new_key()
+        self._forget(stream_id)
         stream = await self._store.set_stream_key(stream_id, key_hash=key_hash(key), at=utcnow())
         log.info("stream %s key rotated", stream_id)
         return stream, key
@@ -108,11 +128,13 @@ class StreamService:
         return stream
 
     async def mark_live(self, stream_id: str) -> Stream | None:
+        self._forget(stream_id)
         return await self._store.set_stream_status(
             stream_id, status="live", expected=("created", "live"), at=utcnow()
         )
 
     async def mark_ended(self, stream_id: str) -> Stream | None:
+        self._forget(stream_id)
         stream = await self._store.set_stream_status(
             stream_id, status="ended", expected=("created", "live"), at=utcnow()
         )
