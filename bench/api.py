@@ -178,8 +178,12 @@ def main() -> None:
                 script=f'wrk.method = "POST"\nwrk.body = "{body}"\n'
                        'wrk.headers["Content-Type"] = "application/json"\n')
             target_rps = results["bare"].rps / 2
-            # each of c connections waits delay after each response: rate ~ c / (delay + rtt)
+            # Each of c connections waits `delay` after each response, so the rate is about
+            # c / (delay + rtt); one short calibration run corrects for the real rtt.
             delay_ms = max(0.0, c * 1000 / target_rps - results["get"].p50_ms)
+            probe = run_wrk(wrk, get_url, duration_s=3, connections=c, script=paced(delay_ms))
+            rtt_ms = max(0.0, c * 1000 / probe.rps - delay_ms)
+            delay_ms = max(0.0, c * 1000 / target_rps - rtt_ms)
             results["get@0.5x"] = run_wrk(wrk, get_url, duration_s=d, connections=c,
                                           script=paced(delay_ms))
 
