@@ -453,20 +453,26 @@ async def test_chat_insert_is_idempotent_by_id_and_pages(store: SqlStore) -> Non
             id=f"m{i:02d}",
             stream_id=stream_id,
             user_id="u1",
+            client_msg_id=f"c{i}",
             message=f"hello {i} 👋",
             created_at=T0 + timedelta(milliseconds=i // 2),
         )
         for i in range(5)
     ]
-    for message in messages:
-        assert await store.add_chat_message(message) is True
-    assert await store.add_chat_message(replace(messages[0], message="changed")) is False
+    stored = []
+    for seq, message in enumerate(messages, start=1):
+        assert await store.add_chat_message(message) == (replace(message, seq=seq), True)
+        stored.append(replace(message, seq=seq))
+    assert await store.add_chat_message(replace(messages[0], message="changed")) == (
+        stored[0],
+        False,
+    )
     await store.add_chat_message(replace(messages[0], id=_id(), stream_id="other"))
 
     page1 = await store.list_chat_messages(stream_id, limit=4)
     assert page1.next_cursor is not None
     page2 = await store.list_chat_messages(stream_id, cursor=page1.next_cursor, limit=4)
-    assert (page1.items + page2.items, page2.next_cursor) == (messages[::-1], None)
+    assert (page1.items + page2.items, page2.next_cursor) == (stored[::-1], None)
 
 
 async def test_analytics_oldest_first_since_and_limit(store: SqlStore) -> None:

@@ -23,6 +23,15 @@ TABLES = {
     "analytics",
     "signing_keys",
     "refresh_tokens",
+    # 0002: chat and moderation
+    "chat_rooms",
+    "channel_roles",
+    "chat_bans",
+    "chat_timeouts",
+    "chat_settings",
+    "banned_words",
+    "moderation_log",
+    "ban_appeals",
 }
 
 

@@ -8,17 +8,25 @@ import trio
 from sqlalchemy import Engine
 
 from ._engine import make_engine, migrate, upgrade
-from ._interface import (
+from ._interface import Store
+from ._interface_chat import ChatStore, ModerationStore
+from ._records import (
     AnalyticsSample,
+    Appeal,
+    AuditEntry,
+    Ban,
+    BannedWord,
+    ChannelRole,
     ChatMessage,
+    ChatTimeout,
     Conflict,
     Follow,
     NotFound,
     Page,
     RefreshToken,
+    RoomSettings,
     SigningKey,
     StorageError,
-    Store,
     Stream,
     User,
 )
@@ -26,12 +34,21 @@ from ._sql import SqlStore
 
 __all__ = [
     "AnalyticsSample",
+    "Appeal",
+    "AuditEntry",
+    "Ban",
+    "BannedWord",
+    "ChannelRole",
     "ChatMessage",
+    "ChatStore",
+    "ChatTimeout",
     "Conflict",
     "Follow",
+    "ModerationStore",
     "NotFound",
     "Page",
     "RefreshToken",
+    "RoomSettings",
     "SigningKey",
     "SqlStore",
     "StorageError",

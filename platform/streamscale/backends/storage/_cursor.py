@@ -1,4 +1,5 @@
-"""Keyset pages with opaque cursors: the (created_at, id) of the last row a page returned.
+"""Keyset pages with opaque cursors: the (created_at, id) of the last row a page returned,
+or for a chat room's history the last row's seq.
 
 Keyset rather than OFFSET so a page costs the same at any depth and rows inserted while
 a client pages do not shift or repeat the ones it has not seen yet.
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_
 
-from ._interface import Page
+from ._records import Page
 
 T = TypeVar("T")
 
@@ -40,6 +41,30 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return created_at.astimezone(UTC), row_id
     except OverflowError:  # e.g. 0001-01-01T00:00-01:00 has no UTC equivalent
         raise ValueError("invalid cursor") from None
+
+
+def encode_seq_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode("ascii").rstrip("=")
+
+
+MAX_SEQ = 2**63 - 1  # BIGINT
+
+
+def decode_seq_cursor(cursor: str) -> int:
+    """The seq inside `cursor`; ValueError("invalid cursor") for anything else."""
+    try:
+        if not cursor or len(cursor) > 64:
+            raise ValueError("bad length")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeError):
+        raise ValueError("invalid cursor") from None
+    digits = raw.removeprefix("seq:")
+    if digits == raw or not digits.isdigit() or len(digits) > 19 or digits.startswith("0"):
+        raise ValueError("invalid cursor")
+    seq = int(digits)
+    if seq > MAX_SEQ:
+        raise ValueError("invalid cursor")
+    return seq
 
 
 def check_limit(limit: int) -> None:
@@ -70,4 +95,22 @@ def page(
 ) -> Page[T]:
     items = [convert(row) for row in rows[:limit]]
     cursor = encode_cursor(*key(items[-1])) if len(rows) > limit else None
+    return Page(items=items, next_cursor=cursor)
+
+
+def seq_keyset(
+    stmt: Select[Any], seq: ColumnElement[Any], cursor: str | None, limit: int
+) -> Select[Any]:
+    """Newest first on seq (already scoped to one room), after the cursor's row."""
+    check_limit(limit)
+    if cursor is not None:
+        stmt = stmt.where(seq < decode_seq_cursor(cursor))
+    return stmt.order_by(seq.desc()).limit(limit + 1)
+
+
+def seq_page(
+    rows: Sequence[Any], limit: int, convert: Callable[[Any], T], key: Callable[[T], int]
+) -> Page[T]:
+    items = [convert(row) for row in rows[:limit]]
+    cursor = encode_seq_cursor(key(items[-1])) if len(rows) > limit else None
     return Page(items=items, next_cursor=cursor)

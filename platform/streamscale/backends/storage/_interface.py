@@ -1,8 +1,8 @@
-"""The storage interface every service uses, and the records it returns.
+"""The storage interface every service uses (`Store`); its records are in `_records`.
 
 Implementations run blocking driver calls in worker threads behind a CapacityLimiter,
-never on the trio loop. The same contract suite (tests/backends/test_storage_contract.py)
-runs against SQLite (embedded default) and PostgreSQL (scale-out).
+never on the trio loop. The same contract suites (tests/backends/test_storage_*contract.py)
+run against SQLite (embedded default) and PostgreSQL (scale-out).
 
 Ids are opaque strings made by the application (uuid4 hex), so rows can be created on any
 node without a round trip. Times are timezone-aware UTC datetimes.
@@ -10,110 +10,22 @@ node without a round trip. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
-T = TypeVar("T")
-
-
-class StorageError(Exception):
-    """Base of the storage errors callers are expected to handle."""
-
-
-class Conflict(StorageError):
-    """A unique constraint was violated; `field` names it (e.g. "username", "email")."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} already exists")
-        self.field = field
+from ._interface_chat import ChatStore, ModerationStore
+from ._records import (
+    AnalyticsSample,
+    Follow,
+    Page,
+    RefreshToken,
+    SigningKey,
+    Stream,
+    User,
+)
 
 
-class NotFound(StorageError):
-    """The row to update does not exist."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class User:
-    id: str
-    username: str  # as the user typed it; unique case-insensitively (username_key)
-    email: str  # stored lower-cased; unique
-    password_hash: str
-    display_name: str
-    bio: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class Stream:
-    id: str
-    user_id: str
-    title: str
-    category: str
-    tags: tuple[str, ...]
-    quality: str  # the highest rung offered, e.g. "source", "720p"
-    status: str  # "created" | "live" | "ended"
-    key_hash: str  # sha256 hex of the current stream key; the key itself is never stored
-    key_rotated_at: datetime
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    viewer_count: int
-    peak_viewers: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Follow:
-    user_id: str  # the one followed
-    follower_id: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class ChatMessage:
-    id: str
-    stream_id: str
-    user_id: str
-    message: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class AnalyticsSample:
-    stream_id: str
-    ts: datetime
-    viewers: int
-    chat_messages: int
-    ingest_kbps: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class SigningKey:
-    kid: str
-    secret: bytes  # HMAC key (HS256), 32 random bytes
-    created_at: datetime
-    retires_at: datetime | None  # None while it is the newest key
-
-
-@dataclass(frozen=True, kw_only=True)
-class RefreshToken:
-    token_hash: str  # sha256 hex of the opaque token
-    user_id: str
-    family_id: str  # all tokens rotated from one login share a family
-    created_at: datetime
-    expires_at: datetime
-    used_at: datetime | None  # set when rotated; a reuse revokes the family
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None  # opaque; pass back to get the next page
-
-
-class Store(Protocol):
+class Store(ChatStore, ModerationStore, Protocol):
     """Async storage. Every method is safe to call concurrently from many tasks."""
 
     async def close(self) -> None: ...
@@ -193,19 +105,14 @@ class Store(Protocol):
     ) -> Page[Follow]:
         """Follows whose follower_id is `follower_id`, newest first."""
 
+    async def get_follow(self, user_id: str, follower_id: str) -> Follow | None:
+        """Whether `follower_id` follows `user_id`, and since when."""
+
     async def count_followers(self, user_id: str) -> int: ...
 
     async def count_following(self, follower_id: str) -> int: ...
 
-    # chat and analytics (used from the chat and analytics issues on) -----------------
-    async def add_chat_message(self, message: ChatMessage) -> bool:
-        """Insert; False (nothing written) if a message with that id already exists."""
-
-    async def list_chat_messages(
-        self, stream_id: str, *, cursor: str | None = None, limit: int = 50
-    ) -> Page[ChatMessage]:
-        """Newest first."""
-
+    # analytics (chat and moderation: `ChatStore`, `ModerationStore`) -----------------
     async def add_analytics_sample(self, sample: AnalyticsSample) -> None: ...
 
     async def list_analytics_samples(

@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint, Row, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
-from ._interface import (
+from ._records import (
     AnalyticsSample,
+    Appeal,
+    AuditEntry,
+    Ban,
+    BannedWord,
+    ChannelRole,
     ChatMessage,
+    ChatTimeout,
     Conflict,
     Follow,
     NotFound,
     RefreshToken,
+    RoomSettings,
     SigningKey,
     StorageError,
     Stream,
@@ -82,7 +90,72 @@ def to_follow(row: Row[Any]) -> Follow:
 
 
 def to_chat_message(row: Row[Any]) -> ChatMessage:
-    return ChatMessage(**{f: row._mapping[f] for f in ChatMessage.__dataclass_fields__})
+    values = _fields(ChatMessage, row)
+    values["moderation"] = _from_json(values["moderation"])
+    return ChatMessage(**values)
+
+
+def chat_message_values(message: ChatMessage, seq: int) -> dict[str, Any]:
+    values = record_values(message)
+    values["moderation"] = _to_json(message.moderation)
+    values["seq"] = seq
+    return values
+
+
+def to_channel_role(row: Row[Any]) -> ChannelRole:
+    return ChannelRole(**_fields(ChannelRole, row))
+
+
+def to_ban(row: Row[Any]) -> Ban:
+    return Ban(**_fields(Ban, row))
+
+
+def to_timeout(row: Row[Any]) -> ChatTimeout:
+    return ChatTimeout(**_fields(ChatTimeout, row))
+
+
+def to_room_settings(row: Row[Any]) -> RoomSettings:
+    values = _fields(RoomSettings, row)
+    values["regex_filters"] = tuple(json.loads(values["regex_filters"]))
+    return RoomSettings(**values)
+
+
+def room_settings_values(settings: RoomSettings) -> dict[str, Any]:
+    values = record_values(settings)
+    values["regex_filters"] = json.dumps(list(settings.regex_filters), ensure_ascii=False)
+    return values
+
+
+def to_banned_word(row: Row[Any]) -> BannedWord:
+    return BannedWord(**_fields(BannedWord, row))
+
+
+def to_audit_entry(row: Row[Any]) -> AuditEntry:
+    values = _fields(AuditEntry, row)
+    values["details"] = _from_json(values["details"])
+    return AuditEntry(**values)
+
+
+def audit_values(entry: AuditEntry) -> dict[str, Any]:
+    values = record_values(entry)
+    values["details"] = _to_json(entry.details)
+    return values
+
+
+def to_appeal(row: Row[Any]) -> Appeal:
+    return Appeal(**_fields(Appeal, row))
+
+
+def _fields(cls: Any, row: Row[Any]) -> dict[str, Any]:
+    return {f: row._mapping[f] for f in cls.__dataclass_fields__}
+
+
+def _to_json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(dict(value), ensure_ascii=False)
+
+
+def _from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def to_sample(row: Row[Any]) -> AnalyticsSample:

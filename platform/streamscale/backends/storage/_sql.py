@@ -28,25 +28,24 @@ from sqlalchemy.exc import IntegrityError
 
 from . import _rows
 from ._cursor import check_limit, keyset, page
-from ._interface import (
+from ._interface import Store
+from ._records import (
     AnalyticsSample,
-    ChatMessage,
     Conflict,
     Follow,
     NotFound,
     Page,
     RefreshToken,
     SigningKey,
-    Store,
     Stream,
     User,
 )
-from ._runner import SqlRunner
+from ._sql_chat import ChatMixin
+from ._sql_moderation import ModerationMixin
 from ._tables import (
     STREAM_STATUSES,
     UTCDateTime,
     analytics,
-    chat_messages,
     followers,
     refresh_tokens,
     signing_keys,
@@ -55,8 +54,11 @@ from ._tables import (
 )
 
 
-class SqlStore(SqlRunner):
-    """`Store` over one SQLAlchemy engine; build it with `open_store`."""
+class SqlStore(ChatMixin, ModerationMixin):
+    """`Store` over one SQLAlchemy engine; build it with `open_store`.
+
+    Chat messages and moderation live in their mixins (`_sql_chat`, `_sql_moderation`).
+    """
 
     # users ------------------------------------------------------------------------------
     async def create_user(self, user: User) -> None:
@@ -229,6 +231,12 @@ class SqlStore(SqlRunner):
         rows = await self._all(stmt)
         return page(rows, limit, _rows.to_follow, lambda f: (f.created_at, f.user_id))
 
+    async def get_follow(self, user_id: str, follower_id: str) -> Follow | None:
+        stmt = select(followers).where(
+            followers.c.user_id == user_id, followers.c.follower_id == follower_id
+        )
+        return await self._one(stmt, _rows.to_follow)
+
     async def count_followers(self, user_id: str) -> int:
         stmt = select(func.count()).select_from(followers).where(followers.c.user_id == user_id)
         return int(await self._read(lambda conn: conn.execute(stmt).scalar_one()))
@@ -241,24 +249,7 @@ class SqlStore(SqlRunner):
         )
         return int(await self._read(lambda conn: conn.execute(stmt).scalar_one()))
 
-    # chat and analytics -----------------------------------------------------------------
-    async def add_chat_message(self, message: ChatMessage) -> bool:
-        stmt = (
-            self._insert(chat_messages)
-            .values(_rows.record_values(message))
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(chat_messages.c.id)
-        )
-        return await self._write(lambda conn: conn.execute(stmt).first() is not None)
-
-    async def list_chat_messages(
-        self, stream_id: str, *, cursor: str | None = None, limit: int = 50
-    ) -> Page[ChatMessage]:
-        stmt = select(chat_messages).where(chat_messages.c.stream_id == stream_id)
-        stmt = keyset(stmt, chat_messages.c.created_at, chat_messages.c.id, cursor, limit)
-        rows = await self._all(stmt)
-        return page(rows, limit, _rows.to_chat_message, lambda m: (m.created_at, m.id))
-
+    # analytics --------------------------------------------------------------------------
     async def add_analytics_sample(self, sample: AnalyticsSample) -> None:
         stmt = insert(analytics).values(_rows.record_values(sample))
         await self._write(lambda conn: conn.execute(stmt))

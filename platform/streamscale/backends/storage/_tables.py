@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -23,11 +24,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 STREAM_STATUSES = ("created", "live", "ended")
+CHAT_STATUSES = ("visible", "held", "deleted")
+CHANNEL_ROLES = ("owner", "moderator")
+LINK_POLICIES = ("allow", "hold", "block")
+APPEAL_STATUSES = ("pending", "upheld", "lifted")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,8 +119,35 @@ chat_messages = Table(
     Column("user_id", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("client_msg_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # from chat_rooms.last_seq
+    Column("status", Text, nullable=False),
+    Column("moderation", Text, nullable=True),  # JSON object
+    Column("deleted_by", Text, nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
     PrimaryKeyConstraint("id", name="pk_chat_messages", info={"field": "id"}),
-    Index("ix_chat_messages_stream_id_created_at_id", "stream_id", "created_at", "id"),
+    UniqueConstraint(
+        "stream_id",
+        "user_id",
+        "client_msg_id",
+        name="uq_chat_messages_client_msg_id",
+        info={"field": "client_msg_id"},
+    ),
+    UniqueConstraint(
+        "stream_id", "seq", name="uq_chat_messages_stream_id_seq", info={"field": "seq"}
+    ),
+    CheckConstraint("status IN ('visible', 'held', 'deleted')", name="ck_chat_messages_status"),
+    Index("ix_chat_messages_status_created_at_id", "status", "created_at", "id"),  # review queue
+)
+
+# One row per room that has had a message: its last seq. Bumping it takes the row lock,
+# so writers to one room queue there and seqs come out in commit order without gaps.
+chat_rooms = Table(
+    "chat_rooms",
+    metadata,
+    Column("stream_id", Text, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("stream_id", name="pk_chat_rooms"),
 )
 
 followers = Table(
@@ -169,4 +202,144 @@ refresh_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
     PrimaryKeyConstraint("token_hash", name="pk_refresh_tokens", info={"field": "token_hash"}),
     Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+
+# moderation ----------------------------------------------------------------------------
+def _user_fk(column: str, table: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        [column], ["users.id"], name=f"fk_{table}_{column}_users", info={"field": column}
+    )
+
+
+ACTIVE = text("lifted_at IS NULL")
+GLOBAL = text("channel_id IS NULL")
+
+channel_roles = Table(
+    "channel_roles",
+    metadata,
+    Column("channel_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("channel_id", "user_id", name="pk_channel_roles", info={"field": "role"}),
+    _user_fk("channel_id", "channel_roles"),
+    _user_fk("user_id", "channel_roles"),
+    CheckConstraint("role IN ('owner', 'moderator')", name="ck_channel_roles_role"),
+)
+
+chat_bans = Table(
+    "chat_bans",
+    metadata,
+    Column("id", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("banned_by", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("lifted_at", UTCDateTime, nullable=True),
+    Column("lifted_by", Text, nullable=True),
+    PrimaryKeyConstraint("id", name="pk_chat_bans", info={"field": "id"}),
+    _user_fk("channel_id", "chat_bans"),
+    _user_fk("user_id", "chat_bans"),
+    # at most one active ban per user and channel (a partial index: lifted bans stay)
+    Index(
+        "uq_chat_bans_active",
+        "channel_id",
+        "user_id",
+        unique=True,
+        sqlite_where=ACTIVE,
+        postgresql_where=ACTIVE,
+    ),
+    Index("ix_chat_bans_channel_id_created_at_id", "channel_id", "created_at", "id"),
+)
+
+chat_timeouts = Table(
+    "chat_timeouts",
+    metadata,
+    Column("channel_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("channel_id", "user_id", name="pk_chat_timeouts"),
+    _user_fk("channel_id", "chat_timeouts"),
+    _user_fk("user_id", "chat_timeouts"),
+)
+
+chat_settings = Table(
+    "chat_settings",
+    metadata,
+    Column("channel_id", Text, nullable=False),
+    Column("slow_mode_s", Integer, nullable=False),
+    Column("followers_only_min_age_s", Integer, nullable=True),
+    Column("link_policy", Text, nullable=False),
+    Column("regex_filters", Text, nullable=False),  # JSON array of strings
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    PrimaryKeyConstraint("channel_id", name="pk_chat_settings"),
+    _user_fk("channel_id", "chat_settings"),
+    CheckConstraint(
+        "link_policy IN ('allow', 'hold', 'block')", name="ck_chat_settings_link_policy"
+    ),
+)
+
+banned_words = Table(
+    "banned_words",
+    metadata,
+    Column("channel_id", Text, nullable=True),  # NULL: the global list
+    Column("word", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # NULLs are distinct in a unique constraint, hence the partial index for the global list
+    UniqueConstraint("channel_id", "word", name="uq_banned_words_channel_id_word"),
+    Index(
+        "uq_banned_words_global_word",
+        "word",
+        unique=True,
+        sqlite_where=GLOBAL,
+        postgresql_where=GLOBAL,
+    ),
+)
+
+moderation_log = Table(
+    "moderation_log",
+    metadata,
+    Column("id", Text, nullable=False),
+    Column("channel_id", Text, nullable=True),  # NULL: platform-wide
+    Column("actor_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target_user_id", Text, nullable=True),
+    Column("target_message_id", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("details", Text, nullable=True),  # JSON object
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("id", name="pk_moderation_log", info={"field": "id"}),
+    Index("ix_moderation_log_channel_id_created_at_id", "channel_id", "created_at", "id"),
+)
+
+ban_appeals = Table(
+    "ban_appeals",
+    metadata,
+    Column("id", Text, nullable=False),
+    Column("ban_id", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("decided_by", Text, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    PrimaryKeyConstraint("id", name="pk_ban_appeals", info={"field": "id"}),
+    ForeignKeyConstraint(
+        ["ban_id"],
+        ["chat_bans.id"],
+        name="fk_ban_appeals_ban_id_chat_bans",
+        info={"field": "ban_id"},
+    ),
+    UniqueConstraint("ban_id", name="uq_ban_appeals_ban_id", info={"field": "ban_id"}),
+    CheckConstraint("status IN ('pending', 'upheld', 'lifted')", name="ck_ban_appeals_status"),
+    Index("ix_ban_appeals_channel_id_created_at_id", "channel_id", "created_at", "id"),
 )
