@@ -1,0 +1,96 @@
+"""Child process of bench/glass_to_glass.py: the platform (gateway, media, origin) on free
+127.0.0.1 ports, as `streamscale up` runs it, plus timing taps on the media path.
+
+The taps wrap three platform calls from outside (no platform code changes) and record
+`time.monotonic()` (one clock for every process on Linux), so the bench can split the
+latency into ingest, ladder, part closing and origin/HTTP:
+
+- `StreamPipeline._video` entry: the tag has crossed the socket, RTMP parser and channel;
+- `Ladder.push` start and end (in the worker thread);
+- `Rendition.push_video` of the watched rung when it closes a part: the part's frames
+  are then in the playlist (the registry wakes blocked requests right after);
+- `Ladder.degrade_if_lagging`: a rung shed under overload (the measured one stops).
+
+Usage (by the bench): python bench/_g2g_server.py '<json args>'; prints one JSON line
+with the URLs, runs until stdin closes, then writes the trace to args["trace"].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+
+from streamscale.config import MediaConfig
+from streamscale.protocols.hls import Part, Rendition
+from streamscale.services.media.pipeline import StreamPipeline
+from streamscale.services.media.transcode import Ladder
+from streamscale.testing import make_config, running_platform
+
+TRACE: dict[str, list[Any]] = {"pipeline_in": [], "ladder": [], "part_close": [],
+                                "dropped": []}
+
+
+def install_taps(rung: str) -> None:
+    video, push, push_video = StreamPipeline._video, Ladder.push, Rendition.push_video
+    degrade = Ladder.degrade_if_lagging
+
+    async def tapped_video(self: StreamPipeline, payload: bytes, ts_ms: int) -> None:
+        if payload[1:2] == b"\x01":  # an AVC NALU tag, not the sequence header
+            TRACE["pipeline_in"].append((ts_ms, time.monotonic()))
+        await video(self, payload, ts_ms)
+
+    def tapped_push(self: Ladder, data: bytes, **kw: Any) -> Any:
+        start = time.monotonic()
+        out = push(self, data, **kw)
+        TRACE["ladder"].append((kw["dts_ms"], start, time.monotonic()))
+        return out
+
+    def tapped_push_video(self: Rendition, sample: Any) -> Any:
+        events = push_video(self, sample)
+        if self.name == rung:
+            parts = sum(isinstance(e, Part) for e in events)
+            TRACE["part_close"].append((sample.dts, time.monotonic(), parts))
+        return events
+
+    def tapped_degrade(self: Ladder, **kw: float) -> str | None:
+        dropped = degrade(self, **kw)
+        if dropped is not None:  # overload: the ladder shed a rung (it may be ours)
+            TRACE["dropped"].append((dropped, time.monotonic(), self.load, self.behind_s))
+        return dropped
+
+    StreamPipeline._video = tapped_video  # type: ignore[method-assign]
+    Ladder.push = tapped_push  # type: ignore[method-assign,assignment]
+    Rendition.push_video = tapped_push_video  # type: ignore[method-assign]
+    Ladder.degrade_if_lagging = tapped_degrade  # type: ignore[method-assign]
+
+
+async def main(args: dict[str, Any]) -> None:
+    data_dir = Path(args["data_dir"])
+    config = make_config(data_dir)
+    config = dataclasses.replace(config, media=MediaConfig(
+        rtmp_port=0, reconnect_grace_s=1.0, ladder=args["ladder"],
+        segment_s=args["segment_s"], part_s=args["part_s"]))
+    install_taps(args["rung"])
+    async with running_platform(config, ("gateway", "media", "origin")) as platform:
+        print(json.dumps({"api": platform.api_url, "rtmp": platform.url("media", "rtmp"),
+                          "hls": platform.url("origin", "hls")}), flush=True)
+        stdin = trio.lowlevel.FdStream(0)
+        while await stdin.receive_some(1024):
+            pass
+    await trio.Path(args["trace"]).write_text(json.dumps(TRACE))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=os.environ.get("G2G_SERVER_LOG", "WARNING"),
+                        format="server %(levelname)s %(name)s: %(message)s")
+    trio.run(main, json.loads(sys.argv[1]))
