@@ -1,1 +1,1 @@
-"""Backends behind small interfaces: storage (SQLite | PostgreSQL) and, later, the bus."""
+"""Backends behind small interfaces: storage (SQLite | PostgreSQL) and the bus (in-process | Redis)."""
