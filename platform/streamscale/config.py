@@ -138,6 +138,33 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChatConfig:
+    """Chat: the WebSocket gateway (lean wsproto listener), the bus and the worker pool."""
+
+    host: str = "127.0.0.1"
+    port: int = 8082
+    public_url: str = ""
+    bus_url: str = "memory://"  # or redis://127.0.0.1:6379/0 for several processes
+    shards: int = 16  # rooms hash onto shards; one worker owns a shard at a time
+    workers: int = 2  # worker tasks in this process
+    user_rate_per_10s: int = 10  # posts per user per room
+    room_rate_per_s: int = 200  # accepted posts per room, all users together
+    max_message_chars: int = 500
+    toxicity_model: bool = True  # score messages with the shipped ML model (alt-profanity-check)
+    moderation_refresh_s: float = 2.0  # bans, words, settings reach every worker within this
+
+    def __post_init__(self) -> None:
+        _check(self, "port", _port)
+        for name in ("shards", "workers", "user_rate_per_10s", "room_rate_per_s",
+                     "max_message_chars"):
+            _check(self, name, _positive)
+        if self.moderation_refresh_s < 0:
+            raise ConfigError("moderation_refresh_s: must not be negative")
+        if not self.bus_url.startswith(("memory://", "redis://")):
+            raise ConfigError("bus_url: use memory:// or redis://host:port/db")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OriginConfig:
     """HLS origin: lean h11 listener serving playlists and segments."""
 
@@ -158,6 +185,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     origin: OriginConfig = field(default_factory=OriginConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
 
     def __post_init__(self) -> None:
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -180,6 +208,10 @@ class Config:
     def recordings_root(self) -> Path:
         return Path(self.media.recordings_dir) if self.media.recordings_dir else (
             self.data_dir / "recordings")
+
+    @property
+    def chat_url(self) -> str:
+        return self.chat.public_url or f"ws://{self.chat.host}:{self.chat.port}/chat"
 
     @property
     def rtmp_url(self) -> str:

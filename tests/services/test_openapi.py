@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from streamscale.testing import RunningPlatform
+from streamscale.testing import RunningPlatform, make_config, running_platform
 
 from .helpers import signed_in
 
@@ -36,9 +36,14 @@ async def test_spec_lists_every_route(api: httpx.AsyncClient) -> None:
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
-async def test_schemathesis_finds_nothing(
-    api: httpx.AsyncClient, platform: RunningPlatform, tmp_path: Path
-) -> None:
+async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
+    async with running_platform(make_config(tmp_path), ("gateway", "chat")) as platform:
+        base = platform.api_url.removesuffix("/api")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            await _fuzz(api, platform, tmp_path)
+
+
+async def _fuzz(api: httpx.AsyncClient, platform: RunningPlatform, tmp_path: Path) -> None:
     auth = await signed_in(api, "fuzzer")
     # A stream of the fuzzer's own, so owner-only routes are reachable by example.
     await api.post("/api/streams/start", headers=auth, json={"title": "t", "category": "c"})

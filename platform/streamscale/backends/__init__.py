@@ -1,1 +1,1 @@
-"""Backends behind small interfaces: storage (SQLite | PostgreSQL) and the bus (in-process | Redis)."""
+"""Backends behind small interfaces: storage (SQLite | PostgreSQL), bus (in-process | Redis)."""

@@ -21,6 +21,7 @@ from ..backends.storage import Store
 from ..config import Config
 
 if TYPE_CHECKING:
+    from ..backends.bus import Bus
     from ..services.origin.registry import MediaRegistry
 
 _current: contextvars.ContextVar[Resources] = contextvars.ContextVar("streamscale_resources")
@@ -32,6 +33,8 @@ class Resources:
     _store: Store | None = None
     _store_lock: trio.Lock = field(default_factory=trio.Lock)
     _media: MediaRegistry | None = None
+    _bus: Bus | None = None
+    _bus_lock: trio.Lock = field(default_factory=trio.Lock)
 
     async def store(self) -> Store:
         """The process's store, opened (and migrated) on first use."""
@@ -46,6 +49,16 @@ class Resources:
                 )
             return self._store
 
+    async def bus(self) -> Bus:
+        """The process's bus (chat work queue and broadcast), opened on first use."""
+        async with self._bus_lock:
+            if self._bus is None:
+                from ..backends.bus import open_bus
+
+                self._bus = await open_bus(self.config.chat.bus_url,
+                                           shards=self.config.chat.shards)
+            return self._bus
+
     def media_registry(self) -> MediaRegistry:
         """The live media table the packager publishes to and the origin serves from."""
         if self._media is None:
@@ -55,6 +68,10 @@ class Resources:
         return self._media
 
     async def aclose(self) -> None:
+        if self._bus is not None:
+            with trio.CancelScope(shield=True):
+                await self._bus.close()
+            self._bus = None
         if self._store is not None:
             with trio.CancelScope(shield=True):
                 await self._store.close()

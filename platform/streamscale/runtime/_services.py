@@ -68,8 +68,7 @@ SERVICES: dict[str, Service] = {
         Service(
             name="chat",
             summary="WebSocket chat gateway, workers and moderation",
-            module=None,
-            issue="chat and moderation (issue #6)",
+            module="streamscale.services.chat",
         ),
     ]
 }

@@ -12,7 +12,15 @@ from typing import Any
 
 import trio
 
-from ..config import AuthConfig, Config, GatewayConfig, MediaConfig, OriginConfig, StorageConfig
+from ..config import (
+    AuthConfig,
+    ChatConfig,
+    Config,
+    GatewayConfig,
+    MediaConfig,
+    OriginConfig,
+    StorageConfig,
+)
 from ..runtime import ServiceInfo, resolve, run_services
 
 
@@ -31,6 +39,7 @@ def make_config(data_dir: Path, *, storage_url: str = "", **sections: Any) -> Co
         storage=StorageConfig(url=storage_url),
         media=MediaConfig(rtmp_port=0),
         origin=OriginConfig(port=0),
+        chat=ChatConfig(port=0),
     )
     return dataclasses.replace(base, **sections)
 

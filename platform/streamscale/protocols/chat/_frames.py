@@ -39,8 +39,8 @@ MAX_TEXT_CHARS = 500
 MAX_ID_CHARS = 64
 MAX_TOKEN_CHARS = 2048
 
-_ID = re.compile(r"[A-Za-z0-9._:\-]{1,%d}" % MAX_ID_CHARS)
-_TOKEN = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_TOKEN_CHARS)  # printable ASCII (JWT, opaque)
+_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_CHARS}}}")
+_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN_CHARS}}}")  # printable ASCII (JWT, opaque)
 # C0/C1 controls, DEL, lone surrogates (unencodable), line/paragraph separators
 _BAD_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 _IDENTITY_FIELDS = frozenset({"user", "user_id", "author", "sender", "from", "username"})
@@ -116,7 +116,7 @@ def parse_client_frame(data: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -
         text = data
         # a str may hold lone surrogates (unencodable); len*4 bounds the UTF-8 size cheaply
         if len(text) > max_bytes or (
-            len(text) * 4 > max_bytes and len(text.encode("utf-8", "replace")) > max_bytes
+            len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes
         ):
             raise ChatProtocolError(ErrorCode.FRAME_TOO_LARGE, f"frame over {max_bytes} bytes")
     try:

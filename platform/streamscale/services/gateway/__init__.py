@@ -11,6 +11,7 @@ from hypercorn.trio import serve
 from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from ..auth import KeyRing
+from ..chat.pipeline import ChatPoster
 from ._app import create_app
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ async def run(
     store = await current_resources().store()
     keys = KeyRing(store, config.auth)
     await keys.load()
-    app = create_app(config, store, keys)
+    poster = ChatPoster(await current_resources().bus())
+    app = create_app(config, store, keys, chat=poster)
 
     hyper = HyperConfig()
     hyper.bind = [f"{config.gateway.host}:{config.gateway.port}"]
@@ -40,6 +42,7 @@ async def run(
             nursery.cancel_scope.cancel()  # drained after shutdown: stop key maintenance
 
         nursery.start_soon(keys.maintain)
+        await nursery.start(poster.run)
         binds: list[str] = await nursery.start(serve_api)
         base = config.gateway.public_url or (
             binds[0] if config.gateway.port == 0 else config.gateway_url

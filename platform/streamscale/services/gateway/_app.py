@@ -17,6 +17,9 @@ from ...config import Config
 from .. import streaming, users
 from ..api import Deps, request_id
 from ..auth import KeyRing
+from ..chat import _api as chat_api
+from ..chat.pipeline import ChatPoster
+from ..chat.service import PostLimits
 from ..errors import ApiError, error_body
 from ._ratelimit import RateLimits
 
@@ -41,7 +44,9 @@ class Health(BaseModel):
     signing_keys: int
 
 
-def create_app(config: Config, store: Store, keys: KeyRing) -> QuartTrio:
+def create_app(
+    config: Config, store: Store, keys: KeyRing, *, chat: ChatPoster | None = None
+) -> QuartTrio:
     app = QuartTrio("streamscale")
     app.request_class = ApiRequest
     app.config.update(
@@ -63,10 +68,13 @@ def create_app(config: Config, store: Store, keys: KeyRing) -> QuartTrio:
         services={
             "users": users.UserService(store, keys, config.auth),
             "streams": streaming.StreamService(store, config),
+            "chat": chat,
+            "chat_limits": PostLimits(config.chat),
         },
     )
     app.register_blueprint(users.bp)
     app.register_blueprint(streaming.bp)
+    app.register_blueprint(chat_api.bp)
 
     @app.get("/api/health")
     @tag(["platform"])

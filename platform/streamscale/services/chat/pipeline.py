@@ -1,0 +1,247 @@
+"""The chat pipeline: gateway -> bus -> workers (moderate, persist, broadcast) -> gateways.
+
+Posts travel as work items on the bus queue "chat", keyed by room, so one worker owns a
+room at a time and keeps its order. A worker moderates, persists (idempotent by the
+client's message id), then publishes the message on the room's topic, then answers the
+poster on its reply topic, and only then acks the item. The poster's ack to the client
+therefore means "persisted". A client that retries with the same id gets the original
+message's id back and nothing is broadcast twice; a worker that dies before acking has
+its items redelivered to the shard's next owner, which finds them persisted and
+re-broadcasts (gateways drop message ids they have already delivered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import trio
+
+from ...backends.bus import Bus, Message, Resync, WorkItem
+from ...backends.storage import ChatMessage, Store
+from ..clock import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE = "chat"
+REPLY_TIMEOUT_S = 5.0
+
+
+def room_topic(room_id: str) -> str:
+    return f"chat.room.{room_id}"
+
+
+def reply_topic(poster_id: str) -> str:
+    return f"chat.reply.{poster_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """What moderation decided: allow (visible), hold (persisted for review) or block."""
+
+    action: str  # "allow" | "hold" | "block"
+    code: str = ""  # error code for the client when blocked (e.g. "banned", "slow_mode")
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    close: bool = False  # the client should be disconnected (banned)
+
+
+class Moderator(Protocol):
+    async def check(self, *, room_id: str, user_id: str, text: str) -> Verdict: ...
+
+
+class PostRejected(Exception):
+    def __init__(self, code: str, message: str, *, close: bool = False) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.close = close
+
+
+def message_body(message: ChatMessage, username: str) -> dict[str, Any]:
+    """The public form of a chat message (WebSocket batches and the history API)."""
+    return {
+        "id": message.id, "seq": message.seq, "room": message.stream_id,
+        "user_id": message.user_id, "username": username, "text": message.message,
+        "at": message.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ChatWorker:
+    """Consumes the chat queue: moderate, persist, broadcast, reply, ack."""
+
+    def __init__(self, store: Store, bus: Bus, moderator: Moderator) -> None:
+        self._store = store
+        self._bus = bus
+        self._moderator = moderator
+        self._usernames: OrderedDict[str, str] = OrderedDict()
+        self.processed = 0
+        self.blocked = 0
+        self.held = 0
+        self.retries = 0
+
+    async def run(self, worker_id: str, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with self._bus.consume(QUEUE, worker_id) as consumer:
+            task_status.started()
+            while True:
+                items = await consumer.receive_batch(64)
+                for item in items:
+                    await self._process(item)
+                await consumer.ack(*items)
+
+    async def _username(self, user_id: str) -> str:
+        name = self._usernames.get(user_id)
+        if name is None:
+            user = await self._store.get_user(user_id)
+            name = user.username if user else "?"
+            self._usernames[user_id] = name
+            if len(self._usernames) > 10_000:
+                self._usernames.popitem(last=False)
+        return name
+
+    async def _process(self, item: WorkItem) -> None:
+        try:
+            post = json.loads(item.payload)
+            room, user_id, cid, text = post["room"], post["user"], post["cid"], post["text"]
+            reply_to = post["reply"]
+        except (ValueError, KeyError, TypeError):
+            log.error("chat: dropping malformed work item %s", item.id)
+            return
+        reply: dict[str, Any] = {"cid": cid, "user": user_id, "room": room}
+        verdict = await self._moderator.check(room_id=room, user_id=user_id, text=text)
+        if verdict.action == "block":
+            self.blocked += 1
+            reply.update(error=verdict.code, message=verdict.message, close=verdict.close)
+        else:
+            status = "visible" if verdict.action == "allow" else "held"
+            message, created = await self._store.add_chat_message(ChatMessage(
+                id=new_id(), stream_id=room, user_id=user_id, message=text,
+                created_at=_parse_time(post.get("at")), client_msg_id=cid, status=status,
+                moderation=verdict.details or None,
+            ))
+            if message.status == "visible" and (created or item.redelivered):
+                body = message_body(message, await self._username(user_id))
+                await self._bus.publish(room_topic(room), json.dumps(
+                    {"type": "message", "message": body}).encode())
+            if not created:
+                self.retries += 1
+            if message.status == "held":
+                self.held += created
+            reply.update(id=message.id, status=message.status)
+        self.processed += 1
+        await self._bus.publish(reply_topic(reply_to), json.dumps(reply).encode())
+
+
+def _parse_time(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed
+        except ValueError:
+            pass
+    return utcnow()
+
+
+class ChatPoster:
+    """Puts posts on the bus and waits for the worker's answer (the persisted ack).
+
+    Also relays room broadcasts to a local `deliver` callback (the WebSocket gateway),
+    subscribing a room's topic while someone here watches it. Run `run()` in a nursery.
+    """
+
+    def __init__(
+        self, bus: Bus, *,
+        deliver: Callable[[str, dict[str, Any]], None] | None = None,
+        resync: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.poster_id = secrets.token_hex(8)
+        self._bus = bus
+        self._deliver = deliver
+        self._resync = resync
+        self._pending: dict[tuple[str, str, str], list[Any]] = {}
+        self._seen: dict[str, OrderedDict[str, None]] = {}
+        self._subscription: Any = None
+        self._ready = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                  ) -> None:
+        async with self._bus.subscribe(reply_topic(self.poster_id)) as subscription:
+            self._subscription = subscription
+            self._ready.set()
+            task_status.started()
+            async for event in subscription:
+                if isinstance(event, Resync):
+                    for topic in event.topics:
+                        if topic.startswith("chat.room.") and self._resync is not None:
+                            await self._resync(topic.removeprefix("chat.room."))
+                    continue
+                self._on_message(event)
+
+    def _on_message(self, event: Message) -> None:
+        try:
+            data = json.loads(event.payload)
+        except ValueError:
+            return
+        if event.topic.startswith("chat.room."):
+            room = event.topic.removeprefix("chat.room.")
+            message = data.get("message") or {}
+            seen = self._seen.setdefault(room, OrderedDict())
+            mid = str(message.get("id", ""))
+            if mid in seen:
+                return  # a redelivered item re-broadcast: delivered here already
+            seen[mid] = None
+            if len(seen) > 2048:
+                seen.popitem(last=False)
+            if self._deliver is not None:
+                self._deliver(room, message)
+            return
+        waiter = self._pending.get((data.get("user"), data.get("room"), data.get("cid")))
+        if waiter is not None:
+            waiter[1] = data
+            waiter[0].set()
+
+    async def watch(self, room_id: str) -> None:
+        await self._ready.wait()
+        await self._subscription.subscribe(room_topic(room_id))
+
+    async def unwatch(self, room_id: str) -> None:
+        await self._ready.wait()
+        await self._subscription.unsubscribe(room_topic(room_id))
+        self._seen.pop(room_id, None)
+
+    async def post(self, *, user_id: str, room_id: str, client_id: str, text: str
+                   ) -> dict[str, Any]:
+        """Enqueue and wait for the worker's answer; raises PostRejected if refused."""
+        await self._ready.wait()
+        key = (user_id, room_id, client_id)
+        waiter = self._pending.get(key)
+        if waiter is None:
+            waiter = self._pending[key] = [trio.Event(), None]
+            payload = json.dumps({
+                "room": room_id, "user": user_id, "cid": client_id, "text": text,
+                "reply": self.poster_id, "at": utcnow().isoformat(),
+            }).encode()
+            try:
+                await self._bus.enqueue(QUEUE, room_id, payload)
+            except BaseException:
+                self._pending.pop(key, None)
+                raise
+        try:
+            with trio.fail_after(REPLY_TIMEOUT_S):
+                await waiter[0].wait()
+        finally:
+            if waiter[0].is_set():
+                self._pending.pop(key, None)
+        reply: dict[str, Any] = waiter[1]
+        if "error" in reply:
+            raise PostRejected(str(reply["error"]), str(reply.get("message", "")),
+                               close=bool(reply.get("close")))
+        return reply

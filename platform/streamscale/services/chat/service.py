@@ -1,0 +1,128 @@
+"""The chat service: the WebSocket gateway and the worker pool, wired to the bus.
+
+`run` serves the lean wsproto gateway (`fanout.serve_chat`) and runs `chat.workers`
+worker tasks. Either half can run alone in other processes over a Redis bus: gateways
+and workers only meet on the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from limits import RateLimitItemPerSecond, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from ...backends.storage import Store
+from ...config import ChatConfig, Config
+from ...protocols.chat import CloseCode
+from ...runtime import ServiceInfo, current_resources
+from ..auth import KeyRing
+from ..errors import ApiError
+from .fanout import ChatGateway, ChatRejected, serve_chat
+from .moderation.shipped_model import ProfanityCheckModel
+from .moderation_store import StoreModerator
+from .pipeline import ChatPoster, ChatWorker, PostRejected, message_body
+
+log = logging.getLogger(__name__)
+
+
+class PostLimits:
+    """Flood control before the bus: per user per room, and per room in total."""
+
+    def __init__(self, config: ChatConfig) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._user = parse(f"{config.user_rate_per_10s}/10 seconds")
+        self._room = RateLimitItemPerSecond(config.room_rate_per_s)
+
+    def check(self, user_id: str, room_id: str) -> None:
+        if not self._limiter.hit(self._user, "user", room_id, user_id):
+            raise PostRejected("rate_limited", "you are sending messages too fast")
+        if not self._limiter.hit(self._room, "room", room_id):
+            raise PostRejected("room_busy", "this room is too busy right now; try again")
+
+
+async def history(store: Store, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    page = await store.list_chat_messages(room_id, limit=limit)
+    names: dict[str, str] = {}
+    out = []
+    for message in reversed(page.items):  # oldest first, as a chat shows them
+        if message.user_id not in names:
+            user = await store.get_user(message.user_id)
+            names[message.user_id] = user.username if user else "?"
+        out.append(message_body(message, names[message.user_id]))
+    return out
+
+
+async def run(
+    config: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
+) -> None:
+    resources = current_resources()
+    store = await resources.store()
+    bus = await resources.bus()
+    keys = KeyRing(store, config.auth)
+    await keys.load()
+    limits = PostLimits(config.chat)
+    gateway: ChatGateway
+
+    async def authenticate(token: str) -> str | None:
+        try:
+            return (await keys.verify(token)).user_id
+        except ApiError:
+            return None
+
+    async def on_post(user_id: str, room_id: str, client_id: str, text: str) -> str:
+        try:
+            if len(text) > config.chat.max_message_chars:
+                raise PostRejected("too_long",
+                                   f"at most {config.chat.max_message_chars} characters")
+            limits.check(user_id, room_id)
+            reply = await poster.post(user_id=user_id, room_id=room_id, client_id=client_id,
+                                      text=text)
+        except PostRejected as exc:
+            raise ChatRejected(exc.code, exc.message,
+                               close_code=CloseCode.POLICY_VIOLATION if exc.close else None
+                               ) from None
+        return str(reply["id"])
+
+    async def resync(room_id: str) -> None:
+        gateway.deliver(room_id, await history(store, room_id, limit=20))
+
+    def deliver(room_id: str, message: dict[str, Any]) -> None:
+        gateway.deliver(room_id, [message])
+
+    poster = ChatPoster(bus, deliver=deliver, resync=resync)
+    async with trio.open_nursery() as nursery:
+
+        def on_join(room_id: str) -> None:
+            nursery.start_soon(poster.watch, room_id)
+
+        def on_leave(room_id: str) -> None:
+            nursery.start_soon(poster.unwatch, room_id)
+
+        gateway = ChatGateway(on_post=on_post, authenticate=authenticate, on_join=on_join,
+                              on_leave=on_leave)
+        model = None
+        if config.chat.toxicity_model:
+            model = ProfanityCheckModel()
+            await trio.to_thread.run_sync(model.load)  # ~1 s of unpickling, off the loop
+        moderator = StoreModerator(store, toxicity=model,
+                                    refresh_s=config.chat.moderation_refresh_s)
+        await nursery.start(poster.run)
+        for i in range(config.chat.workers):
+            worker = ChatWorker(store, bus, moderator)
+            await nursery.start(worker.run, f"{poster.poster_id}-w{i}")
+        nursery.start_soon(keys.maintain)
+
+        async def serve(*, task_status: trio.TaskStatus[str]) -> None:
+            await serve_chat(gateway, host=config.chat.host, port=config.chat.port,
+                             task_status=task_status)
+            nursery.cancel_scope.cancel()  # clients closed after shutdown: stop the workers
+
+        url: str = await nursery.start(serve)
+        base = config.chat.public_url or (url if config.chat.port == 0 else config.chat_url)
+        log.info("chat gateway at %s (%d workers, bus %s)", base, config.chat.workers,
+                 config.chat.bus_url)
+        task_status.started(ServiceInfo(name="chat", urls={"ws": base}))
