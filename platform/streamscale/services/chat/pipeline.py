@@ -160,12 +160,12 @@ class ChatPoster:
     def __init__(
         self, bus: Bus, *,
         deliver: Callable[[str, dict[str, Any]], None] | None = None,
-        resync: Callable[[str], Awaitable[None]] | None = None,
+        history: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.poster_id = secrets.token_hex(8)
         self._bus = bus
         self._deliver = deliver
-        self._resync = resync
+        self._history = history
         self._pending: dict[tuple[str, str, str], list[Any]] = {}
         self._seen: dict[str, OrderedDict[str, None]] = {}
         self._subscription: Any = None
@@ -180,10 +180,28 @@ class ChatPoster:
             async for event in subscription:
                 if isinstance(event, Resync):
                     for topic in event.topics:
-                        if topic.startswith("chat.room.") and self._resync is not None:
-                            await self._resync(topic.removeprefix("chat.room."))
+                        if topic.startswith("chat.room."):
+                            await self._catch_up(topic.removeprefix("chat.room."))
                     continue
                 self._on_message(event)
+
+    async def _catch_up(self, room: str) -> None:
+        """Deliver recent history (deduplicated): what a new or reconnected subscription
+        may have missed between the room's first viewer joining and the topic going live."""
+        if self._history is not None:
+            for message in await self._history(room):
+                self._relay(room, message)
+
+    def _relay(self, room: str, message: dict[str, Any]) -> None:
+        seen = self._seen.setdefault(room, OrderedDict())
+        mid = str(message.get("id", ""))
+        if mid in seen:
+            return  # a redelivered item re-broadcast, or history already shown
+        seen[mid] = None
+        if len(seen) > 2048:
+            seen.popitem(last=False)
+        if self._deliver is not None:
+            self._deliver(room, message)
 
     def _on_message(self, event: Message) -> None:
         try:
@@ -191,17 +209,7 @@ class ChatPoster:
         except ValueError:
             return
         if event.topic.startswith("chat.room."):
-            room = event.topic.removeprefix("chat.room.")
-            message = data.get("message") or {}
-            seen = self._seen.setdefault(room, OrderedDict())
-            mid = str(message.get("id", ""))
-            if mid in seen:
-                return  # a redelivered item re-broadcast: delivered here already
-            seen[mid] = None
-            if len(seen) > 2048:
-                seen.popitem(last=False)
-            if self._deliver is not None:
-                self._deliver(room, message)
+            self._relay(event.topic.removeprefix("chat.room."), data.get("message") or {})
             return
         waiter = self._pending.get((data.get("user"), data.get("room"), data.get("cid")))
         if waiter is not None:
@@ -209,8 +217,10 @@ class ChatPoster:
             waiter[0].set()
 
     async def watch(self, room_id: str) -> None:
+        """Follow a room: subscribe its topic, then catch up on what came before."""
         await self._ready.wait()
         await self._subscription.subscribe(room_topic(room_id))
+        await self._catch_up(room_id)
 
     async def unwatch(self, room_id: str) -> None:
         await self._ready.wait()

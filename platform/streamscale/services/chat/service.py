@@ -87,13 +87,13 @@ async def run(
                                ) from None
         return str(reply["id"])
 
-    async def resync(room_id: str) -> None:
-        gateway.deliver(room_id, await history(store, room_id, limit=20))
+    async def recent(room_id: str) -> list[dict[str, Any]]:
+        return await history(store, room_id, limit=20)
 
     def deliver(room_id: str, message: dict[str, Any]) -> None:
         gateway.deliver(room_id, [message])
 
-    poster = ChatPoster(bus, deliver=deliver, resync=resync)
+    poster = ChatPoster(bus, deliver=deliver, history=recent)
     async with trio.open_nursery() as nursery:
 
         def on_join(room_id: str) -> None:
