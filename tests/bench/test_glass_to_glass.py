@@ -19,7 +19,8 @@ from streamscale.protocols.hls import (
 )
 from streamscale.testing.rtmp_client import avc_decoder_config, build_sps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+# Appended, not prepended: bench/sim.py must not shadow the `sim` package.
+sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 
 from _g2g_media import (
     Playout,
