@@ -8,6 +8,7 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
 
 from streamscale.services.chat.fanout import ChatGateway, ChatLimits, ChatRejected, serve_chat
 
@@ -68,6 +69,14 @@ async def open_chat(limits: ChatLimits | None = None) -> AsyncIterator[Chat]:
                                           shutdown=shutdown))
         yield Chat(url, gateway, pipeline, shutdown)
         shutdown.set()
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    """pytest-trio's autojump clock, but jumping only after 20 ms of real quiet: these
+    tests use real loopback sockets, and bytes in flight must land before mock time moves
+    (with a threshold of 0 a loaded machine reorders them: CI once hung here)."""
+    return trio.testing.MockClock(autojump_threshold=0.02)
 
 
 @pytest.fixture

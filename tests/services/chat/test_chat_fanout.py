@@ -45,7 +45,7 @@ async def test_sampling_past_the_per_viewer_cap(autojump_clock: trio.testing.Moc
         assert [m["id"] for m in batch["messages"]] == list(range(0, 50, 5))  # evenly spread
         assert batch["skipped"] == 40
         await trio.sleep(1.0)  # the bucket refills
-        chat.gateway.deliver("s1", [{"id": i} for i in range(5)])
+        chat.gateway.deliver("s1", [{"id": f"b{i}"} for i in range(5)])  # ids are unique
         batch = await client.receive()
         assert (len(batch["messages"]), batch["skipped"]) == (5, 0)
 
@@ -54,7 +54,7 @@ async def test_sampling_past_the_per_viewer_cap(autojump_clock: trio.testing.Moc
             async def flood() -> None:
                 nonlocal sent
                 for _ in range(300):
-                    chat.gateway.deliver("s1", [{"id": sent}])
+                    chat.gateway.deliver("s1", [{"id": 1000 + sent}])
                     sent += 1
                     await trio.sleep(0.01)
                 await trio.sleep(1.0)
