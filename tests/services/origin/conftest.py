@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from streamscale.services.origin import Limits, MediaRegistry, serve_origin
 
@@ -51,3 +52,10 @@ async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
 async def client(origin: Origin) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=origin.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    """pytest-trio's autojump clock, jumping only after 20 ms of real quiet: these tests
+    use real loopback sockets, whose bytes in flight must land before mock time moves."""
+    return trio.testing.MockClock(autojump_threshold=0.02)
