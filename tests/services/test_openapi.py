@@ -31,6 +31,10 @@ async def test_spec_lists_every_route(api: httpx.AsyncClient) -> None:
         ("/api/streams/start", "post"), ("/api/streams/{stream_id}/stop", "post"),
         ("/api/streams/{stream_id}", "get"), ("/api/streams/{stream_id}/key", "post"),
         ("/api/users/{user_id}/follow", "put"), ("/api/users/{user_id}/followers", "get"),
+        ("/api/streams/{stream_id}/chat", "post"), ("/api/streams/{stream_id}/chat", "get"),
+        ("/api/channels/{channel_id}/bans", "post"),
+        ("/api/channels/{channel_id}/appeals/{appeal_id}/decision", "post"),
+        ("/api/channels/{channel_id}/review", "get"), ("/api/channels/{channel_id}/audit", "get"),
     ]:
         assert method in paths[path], (path, method)
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

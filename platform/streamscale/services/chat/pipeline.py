@@ -153,19 +153,25 @@ def _parse_time(value: object) -> datetime:
 class ChatPoster:
     """Puts posts on the bus and waits for the worker's answer (the persisted ack).
 
-    Also relays room broadcasts to a local `deliver` callback (the WebSocket gateway),
-    subscribing a room's topic while someone here watches it. Run `run()` in a nursery.
+    Also relays room broadcasts to local callbacks (the WebSocket gateway), subscribing a
+    room's topic while someone here watches it: "message" events to `deliver`, a
+    moderator's "deleted" (message_id) to `deleted`, a ban's "kick" (user_id) to `kick`.
+    Run `run()` in a nursery.
     """
 
     def __init__(
         self, bus: Bus, *,
         deliver: Callable[[str, dict[str, Any]], None] | None = None,
         history: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
+        deleted: Callable[[str, str], None] | None = None,
+        kick: Callable[[str, str], None] | None = None,
     ) -> None:
         self.poster_id = secrets.token_hex(8)
         self._bus = bus
         self._deliver = deliver
         self._history = history
+        self._deleted = deleted
+        self._kick = kick
         self._pending: dict[tuple[str, str, str], list[Any]] = {}
         self._seen: dict[str, OrderedDict[str, None]] = {}
         self._subscription: Any = None
@@ -209,12 +215,23 @@ class ChatPoster:
         except ValueError:
             return
         if event.topic.startswith("chat.room."):
-            self._relay(event.topic.removeprefix("chat.room."), data.get("message") or {})
+            room = event.topic.removeprefix("chat.room.")
+            kind = data.get("type", "message")
+            if kind == "message":
+                self._relay(room, data.get("message") or {})
+            elif kind == "deleted" and self._deleted is not None:
+                self._deleted(room, str(data.get("message_id", "")))
+            elif kind == "kick" and self._kick is not None:
+                self._kick(room, str(data.get("user_id", "")))
             return
         waiter = self._pending.get((data.get("user"), data.get("room"), data.get("cid")))
         if waiter is not None:
             waiter[1] = data
             waiter[0].set()
+
+    async def publish(self, room_id: str, event: dict[str, Any]) -> None:
+        """Broadcast an event (message, deleted, kick) to every gateway watching the room."""
+        await self._bus.publish(room_topic(room_id), json.dumps(event).encode())
 
     async def watch(self, room_id: str) -> None:
         """Follow a room: subscribe its topic, then catch up on what came before."""

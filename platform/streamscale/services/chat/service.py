@@ -93,7 +93,13 @@ async def run(
     def deliver(room_id: str, message: dict[str, Any]) -> None:
         gateway.deliver(room_id, [message])
 
-    poster = ChatPoster(bus, deliver=deliver, history=recent)
+    def deleted(room_id: str, message_id: str) -> None:
+        gateway.delete(room_id, message_id)
+
+    def kick(room_id: str, user_id: str) -> None:  # banned: close their sockets in the room
+        gateway.disconnect_user(user_id, room_id=room_id, reason="banned")
+
+    poster = ChatPoster(bus, deliver=deliver, history=recent, deleted=deleted, kick=kick)
     async with trio.open_nursery() as nursery:
 
         def on_join(room_id: str) -> None:

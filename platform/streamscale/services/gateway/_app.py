@@ -18,6 +18,7 @@ from .. import streaming, users
 from ..api import Deps, request_id
 from ..auth import KeyRing
 from ..chat import _api as chat_api
+from ..chat import _moderation_api as moderation_api
 from ..chat.pipeline import ChatPoster
 from ..chat.service import PostLimits
 from ..errors import ApiError, error_body
@@ -75,6 +76,7 @@ def create_app(
     app.register_blueprint(users.bp)
     app.register_blueprint(streaming.bp)
     app.register_blueprint(chat_api.bp)
+    app.register_blueprint(moderation_api.bp)
 
     @app.get("/api/health")
     @tag(["platform"])
