@@ -18,7 +18,6 @@ unsubscribe the room's broadcast topic), and calls back into `deliver`, `delete`
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 from collections import Counter
@@ -58,7 +57,6 @@ Authenticate = Callable[[str], Awaitable[str | None]]
 OnPost = Callable[[str, str, str, str], Awaitable[str]]  # (user, room, client id, text) -> id
 RoomHook = Callable[[str], None]
 Message = Mapping[str, object] | bytes  # bytes: one JSON object, already encoded
-_ACCEPT_RETRY_S = 0.1
 _RECENT_IDS = 1024  # per room: message ids remembered to drop re-broadcasts
 
 
@@ -449,8 +447,9 @@ async def serve_chat(
     async with trio.open_nursery() as conns:
         async with trio.open_nursery() as serving:
             serving.start_soon(gateway.flusher)
-            for listener in listeners:
-                serving.start_soon(_accept, listener, conns, gateway)
+            # trio.serve_listeners also rides out EMFILE/ENFILE (sleeps and retries).
+            serving.start_soon(partial(trio.serve_listeners, gateway.handle, listeners,
+                                       handler_nursery=conns))
             task_status.started(f"ws://{bound_host}:{bound_port}{gateway.limits.path}")
             await shutdown.wait()
             serving.cancel_scope.cancel()
@@ -459,17 +458,3 @@ async def serve_chat(
         log.info("chat closing %d connections", len(gateway.peers))
         gateway.close_all()
         conns.cancel_scope.deadline = trio.current_time() + gateway.limits.shutdown_grace_s
-
-
-async def _accept(listener: trio.SocketListener, conns: trio.Nursery,
-                  gateway: ChatGateway) -> None:
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
-                raise
-            log.error("chat accept failed (%s); retrying", exc)
-            await trio.sleep(_ACCEPT_RETRY_S)
-            continue
-        conns.start_soon(gateway.handle, stream)

@@ -19,13 +19,13 @@ included, via `Holds`) finish until the grace deadline, then cancel whatever is 
 
 from __future__ import annotations
 
-import errno
 import http
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 
 import h11
 import trio
@@ -56,7 +56,6 @@ Handler = Callable[[bytes, bytes, "Holds"], Awaitable[Reply]]  # (method, target
 
 _RECV_BYTES = 64 * 1024
 _COALESCE_BYTES = 64 * 1024  # below this, head and body go out in one send
-_ACCEPT_RETRY_S = 0.1
 CORS = (b"access-control-allow-origin", b"*")
 TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8"),
                  (b"cache-control", b"no-store"), CORS]
@@ -137,8 +136,9 @@ class HTTPServer:
         listeners = await trio.open_tcp_listeners(port, host=host)
         async with trio.open_nursery() as conns:
             async with trio.open_nursery() as accepting:
-                for listener in listeners:
-                    accepting.start_soon(self._accept, listener, conns)
+                # trio.serve_listeners also rides out EMFILE/ENFILE (sleeps and retries).
+                accepting.start_soon(partial(trio.serve_listeners, self._connection, listeners,
+                                             handler_nursery=conns))
                 task_status.started(listeners)
                 await shutdown.wait()
                 accepting.cancel_scope.cancel()
@@ -151,18 +151,6 @@ class HTTPServer:
                 scope.cancel()
             conns.cancel_scope.deadline = deadline + 1.0  # writes stuck past the grace
             log.info("origin draining %d connections", self.connections)
-
-    async def _accept(self, listener: trio.SocketListener, conns: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
-                    raise
-                log.error("origin accept failed (%s); retrying", exc)
-                await trio.sleep(_ACCEPT_RETRY_S)
-                continue
-            conns.start_soon(self._connection, stream)
 
     def _parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
