@@ -149,6 +149,8 @@ class ChatConfig:
     workers: int = 2  # worker tasks in this process
     user_rate_per_10s: int = 10  # posts per user per room
     room_rate_per_s: int = 200  # accepted posts per room, all users together
+    room_quiet_s: float = 2.0  # a user this long since their last post is never refused as
+    # "room busy": a flood slows the flooders, not the ordinary chatters
     max_message_chars: int = 500
     toxicity_model: bool = True  # score messages with the shipped ML model (alt-profanity-check)
     moderation_refresh_s: float = 2.0  # bans, words, settings reach every worker within this
@@ -158,6 +160,7 @@ class ChatConfig:
         for name in ("shards", "workers", "user_rate_per_10s", "room_rate_per_s",
                      "max_message_chars"):
             _check(self, name, _positive)
+        _check(self, "room_quiet_s", _positive)
         if self.moderation_refresh_s < 0:
             raise ConfigError("moderation_refresh_s: must not be negative")
         if not self.bus_url.startswith(("memory://", "redis://")):

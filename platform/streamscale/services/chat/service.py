@@ -8,6 +8,9 @@ and workers only meet on the bus.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -30,18 +33,36 @@ log = logging.getLogger(__name__)
 
 
 class PostLimits:
-    """Flood control before the bus: per user per room, and per room in total."""
+    """Flood control before the bus: per user per room, then per room in total.
 
-    def __init__(self, config: ChatConfig) -> None:
+    The room limit must not starve ordinary chatters when a flood fills it: a user whose
+    last accepted post in the room is at least `quiet_s` old is never refused for the
+    room being busy (their pace bounds what they add); only users who post often compete
+    for the room's budget. So a flood slows the flooders, not the conversation.
+    """
+
+    def __init__(self, config: ChatConfig, *, quiet_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._user = parse(f"{config.user_rate_per_10s}/10 seconds")
         self._room = RateLimitItemPerSecond(config.room_rate_per_s)
+        self._quiet_s = quiet_s
+        self._clock = clock
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def check(self, user_id: str, room_id: str) -> None:
         if not self._limiter.hit(self._user, "user", room_id, user_id):
             raise PostRejected("rate_limited", "you are sending messages too fast")
-        if not self._limiter.hit(self._room, "room", room_id):
+        now = self._clock()
+        key = (room_id, user_id)
+        last = self._last.get(key)
+        room_ok = self._limiter.hit(self._room, "room", room_id)
+        if not room_ok and last is not None and now - last < self._quiet_s:
             raise PostRejected("room_busy", "this room is too busy right now; try again")
+        self._last[key] = now
+        self._last.move_to_end(key)
+        if len(self._last) > 100_000:
+            self._last.popitem(last=False)
 
 
 async def history(store: Store, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -64,7 +85,7 @@ async def run(
     bus = await resources.bus()
     keys = KeyRing(store, config.auth)
     await keys.load()
-    limits = PostLimits(config.chat)
+    limits = PostLimits(config.chat, quiet_s=config.chat.room_quiet_s)
     gateway: ChatGateway
 
     async def authenticate(token: str) -> str | None:

@@ -70,7 +70,7 @@ def create_app(
             "users": users.UserService(store, keys, config.auth),
             "streams": streaming.StreamService(store, config),
             "chat": chat,
-            "chat_limits": PostLimits(config.chat),
+            "chat_limits": PostLimits(config.chat, quiet_s=config.chat.room_quiet_s),
         },
     )
     app.register_blueprint(users.bp)
