@@ -174,6 +174,9 @@ class ChatPoster:
         self._kick = kick
         self._pending: dict[tuple[str, str, str], list[Any]] = {}
         self._seen: dict[str, OrderedDict[str, None]] = {}
+        # Live messages of a room that arrive while its history is being read wait here,
+        # so the history (older) is shown first and the room keeps its order.
+        self._held_back: dict[str, list[dict[str, Any]]] = {}
         self._subscription: Any = None
         self._ready = trio.Event()
 
@@ -193,10 +196,17 @@ class ChatPoster:
 
     async def _catch_up(self, room: str) -> None:
         """Deliver recent history (deduplicated): what a new or reconnected subscription
-        may have missed between the room's first viewer joining and the topic going live."""
-        if self._history is not None:
-            for message in await self._history(room):
-                self._relay(room, message)
+        may have missed between the room's first viewer joining and the topic going live.
+        Live messages arriving meanwhile are held back and follow in `seq` order."""
+        if self._history is None or room in self._held_back:
+            return
+        self._held_back[room] = []
+        try:
+            history = await self._history(room)
+        finally:
+            live = self._held_back.pop(room)
+        for message in [*history, *sorted(live, key=lambda m: int(m.get("seq") or 0))]:
+            self._relay(room, message)
 
     def _relay(self, room: str, message: dict[str, Any]) -> None:
         seen = self._seen.setdefault(room, OrderedDict())
@@ -218,7 +228,12 @@ class ChatPoster:
             room = event.topic.removeprefix("chat.room.")
             kind = data.get("type", "message")
             if kind == "message":
-                self._relay(room, data.get("message") or {})
+                message = data.get("message") or {}
+                held = self._held_back.get(room)
+                if held is not None:
+                    held.append(message)
+                else:
+                    self._relay(room, message)
             elif kind == "deleted" and self._deleted is not None:
                 self._deleted(room, str(data.get("message_id", "")))
             elif kind == "kick" and self._kick is not None:
