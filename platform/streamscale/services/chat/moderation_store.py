@@ -74,6 +74,7 @@ class StoreModerator:
             state.recent_post_at = old.state.recent_post_at
             state.recent_rate = old.state.recent_rate
         self._engine.load_channel(state)
+        self._engine.prune()  # forget idle slow-mode and rate entries (bounded memory)
         global_words = await self._store.list_banned_words(None)
         self._engine.global_words = WordList.of(w.word for w in global_words)
         self._loaded_at[channel_id] = now

@@ -280,8 +280,10 @@ class ChatPoster:
             with trio.fail_after(REPLY_TIMEOUT_S):
                 await waiter[0].wait()
         finally:
-            if waiter[0].is_set():
-                self._pending.pop(key, None)
+            # Gone either way: a retry after a timeout enqueues again, and the worker's
+            # idempotency by client id answers it with the original message.
+            if self._pending.get(key) is waiter:
+                del self._pending[key]
         reply: dict[str, Any] = waiter[1]
         if "error" in reply:
             raise PostRejected(str(reply["error"]), str(reply.get("message", "")),

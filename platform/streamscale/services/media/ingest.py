@@ -150,11 +150,16 @@ class _Session:
                 await self.stream.send_all(self.conn.accept_publish())
                 await self.ingest._streams.mark_live(record.id)
                 log.info("rtmp %s: publishing stream %s", self.peer, record.id)
+                revoked: list[str] = []
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch_key, record.id, key_hash(key),
+                    nursery.start_soon(self._watch_key, record.id, key_hash(key), revoked,
                                        nursery.cancel_scope)
                     await self._pump(feed)
                     nursery.cancel_scope.cancel()
+                if revoked:  # sent here, not by the watcher: one writer per socket
+                    with trio.move_on_after(1):
+                        await self.stream.send_all(self.conn.reject_publish(
+                            revoked[0], code="NetStream.Publish.Denied"))
         except PublishRefused as exc:
             await self._refuse(str(exc))
 
@@ -172,7 +177,7 @@ class _Session:
                 log.info("rtmp %s: publisher stopped (%s)", self.peer, type(event).__name__)
                 return
 
-    async def _watch_key(self, stream_id: str, expected_hash: str,
+    async def _watch_key(self, stream_id: str, expected_hash: str, revoked: list[str],
                          scope: trio.CancelScope) -> None:
         """Cut the publisher off once its key is rotated or the stream is stopped."""
         while True:
@@ -182,9 +187,7 @@ class _Session:
                 reason = "stream ended" if current and current.status == "ended" else (
                     "stream key revoked")
                 log.info("rtmp %s: %s; disconnecting", self.peer, reason)
-                with trio.move_on_after(1):
-                    await self.stream.send_all(self.conn.reject_publish(
-                        reason, code="NetStream.Publish.Denied"))
+                revoked.append(reason)
                 scope.cancel()
                 return
 

@@ -46,6 +46,8 @@ RUNGS: dict[str, RungSpec] = {r.name: r for r in (*DEFAULT_LADDER, *REFERENCE_LA
 FEED_QUEUE_TAGS = 256  # ~4 s of 30 fps video plus audio; past it the publisher waits
 AUDIO_BITRATE_BPS = 128_000
 AAC_FRAME_SAMPLES = 1024
+RECORDING_DRAIN_S = 10.0  # at most this long for a recording to reach the disk at the end
+ENDED_LINGER_S = 60.0  # an ended stream's playlists stay served this long, then are freed
 
 
 @dataclass
@@ -254,6 +256,8 @@ class StreamPipeline:
             self.hub.registry.end(self.stream_id)
         if self.recorder is not None:
             self.recorder.end()
+            with trio.move_on_after(RECORDING_DRAIN_S):  # queued segments, then playlists
+                await self.recorder.finished.wait()
         self.presentation, self.recorder, self.renditions = None, None, {}
 
     async def finish(self) -> None:
@@ -337,7 +341,15 @@ class MediaHub:
             return  # already ended (shutdown)
         del self._pipelines[pipeline.stream_id]
         with trio.CancelScope(shield=True):
+            presentation = pipeline.presentation
             await pipeline.finish()
+        self.nursery.start_soon(self._forget_later, pipeline.stream_id, presentation)
+
+    async def _forget_later(self, stream_id: str, presentation: Presentation | None) -> None:
+        """Free an ended stream's media once late viewers have seen its ENDLIST."""
+        await trio.sleep(ENDED_LINGER_S)
+        if presentation is not None and self.registry.lookup(stream_id) is presentation:
+            self.registry.remove(stream_id)
 
     async def close(self) -> None:
         """Shutdown: end every stream now (no grace)."""

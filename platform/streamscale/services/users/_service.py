@@ -45,7 +45,7 @@ class UserService:
         )
         # argon2 is CPU and memory heavy: bound how many hash at once, off the loop.
         self._hash_limiter = trio.CapacityLimiter(2)
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._dummy_hash: str | None = None  # made on first use, off the event loop
 
     async def _hash(self, password: str) -> str:
         return await trio.to_thread.run_sync(
@@ -92,7 +92,9 @@ class UserService:
         else:
             user = await self._store.get_user_by_username(login.strip())
         # Verify against a dummy hash for unknown users so timing does not tell.
-        ok = await self._verify(user.password_hash if user else self._dummy_hash, password)
+        if user is None and self._dummy_hash is None:
+            self._dummy_hash = await self._hash(secrets.token_hex(16))
+        ok = await self._verify(user.password_hash if user else self._dummy_hash or "", password)
         if user is None or not ok:
             raise Unauthorized("wrong username/email or password", code="invalid_credentials")
         return await self._issue(user, family_id=new_id())
