@@ -106,6 +106,10 @@ async def test_http_post_and_history(tmp_path: Path) -> None:
         r = await api.post(f"/api/streams/{room}/chat",
                            json={"client_id": "c2", "text": "anonymous"})
         assert r.status_code == 401
+        for bad in ("   ", "a\x00\x1b[31m", "\u2028", "x" * 501):
+            r = await api.post(f"/api/streams/{room}/chat", headers=auth,
+                               json={"client_id": "bad", "text": bad})
+            assert r.status_code == 400, (bad, r.text)
         r = await api.post("/api/streams/nope/chat", headers=auth,
                            json={"client_id": "c3", "text": "x"})
         assert r.status_code == 404

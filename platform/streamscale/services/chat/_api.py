@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from quart_schema import (
     validate_response,
 )
 
+from ...protocols.chat import VERSION, ChatProtocolError, parse_client_frame
 from ..api import Model, authenticate, deps, errors
 from ..errors import ApiError, NotFoundError, ValidationFailed
 from .pipeline import ChatPoster, PostRejected, message_body
@@ -25,7 +27,8 @@ BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 # How each refusal from the pipeline maps onto HTTP.
 _STATUS = {"banned": 403, "timed_out": 403, "followers_only": 403, "slow_mode": 429,
-           "rate_limited": 429, "room_busy": 429, "blocked": 422, "too_long": 400}
+           "rate_limited": 429, "room_busy": 429, "blocked": 422, "too_long": 400,
+           "unavailable": 503}
 
 
 class PostIn(Model):
@@ -77,6 +80,15 @@ def _poster() -> ChatPoster:
 async def post_message(stream_id: str, data: PostIn) -> tuple[PostOut, int]:
     """Post to a stream's chat. 201 means the message is persisted (visible or held)."""
     claims = await authenticate()
+    # The same rules as a WebSocket `send` frame (control characters, blank text, ...).
+    try:
+        parse_client_frame(json.dumps(
+            {"v": VERSION, "type": "send", "id": data.client_id, "text": data.text}))
+    except ChatProtocolError as exc:
+        raise ValidationFailed(exc.message, code=str(exc.code)) from None
+    max_chars = deps().config.chat.max_message_chars
+    if len(data.text) > max_chars:
+        raise ValidationFailed(f"text: at most {max_chars} characters", code="too_long")
     await deps().services["streams"].get(stream_id)  # 404 for an unknown stream
     limits = deps().services.get("chat_limits")
     try:

@@ -242,7 +242,11 @@ async def read_websocket(
     if request is None:
         peer.push(_http_refusal(408, "request timeout"))
         return
-    if urlsplit(request.target).path != path:
+    try:
+        target_path = urlsplit(request.target).path
+    except ValueError:  # e.g. "//[": not a URL at all
+        target_path = None
+    if target_path != path:
         peer.push(_http_refusal(404, "not found"))
         return
     if full:

@@ -93,8 +93,24 @@ class ChatWorker:
             while True:
                 items = await consumer.receive_batch(64)
                 for item in items:
-                    await self._process(item)
+                    try:
+                        await self._process(item)
+                    except Exception:
+                        # Storage down or a bug: the poster hears "unavailable" and its
+                        # client retries with the same id (idempotent), so nothing acked
+                        # to a client is lost and one bad item cannot stop the room.
+                        log.exception("chat: work item %s failed", item.id)
+                        await self._reply_failure(item)
                 await consumer.ack(*items)
+
+    async def _reply_failure(self, item: WorkItem) -> None:
+        try:
+            post = json.loads(item.payload)
+            reply = {"cid": post["cid"], "user": post["user"], "room": post["room"],
+                     "error": "unavailable", "message": "not persisted; retry with the same id"}
+            await self._bus.publish(reply_topic(post["reply"]), json.dumps(reply).encode())
+        except Exception:
+            log.exception("chat: could not answer failed item %s", item.id)
 
     async def _username(self, user_id: str) -> str:
         name = self._usernames.get(user_id)

@@ -89,6 +89,8 @@ class RtmpIngest:
             log.info("rtmp %s: connection lost", peer)
         except trio.TooSlowError:
             log.info("rtmp %s: timed out", peer)
+        except Exception:  # storage down, a bug: this publisher goes, the ingest stays
+            log.exception("rtmp %s: session failed", peer)
         finally:
             self.connections -= 1
 
