@@ -123,11 +123,21 @@ async def run(
     poster = ChatPoster(bus, deliver=deliver, history=recent, deleted=deleted, kick=kick)
     async with trio.open_nursery() as nursery:
 
+        # One task applies subscribe/unsubscribe in the order rooms fill and empty, so a
+        # quick leave-then-join can never end unsubscribed while the room has members.
+        room_ops_send, room_ops = trio.open_memory_channel[tuple[bool, str]](100_000)
+
+        async def follow_rooms() -> None:
+            async for watch, room_id in room_ops:
+                await (poster.watch if watch else poster.unwatch)(room_id)
+
         def on_join(room_id: str) -> None:
-            nursery.start_soon(poster.watch, room_id)
+            room_ops_send.send_nowait((True, room_id))
 
         def on_leave(room_id: str) -> None:
-            nursery.start_soon(poster.unwatch, room_id)
+            room_ops_send.send_nowait((False, room_id))
+
+        nursery.start_soon(follow_rooms)
 
         gateway = ChatGateway(on_post=on_post, authenticate=authenticate, on_join=on_join,
                               on_leave=on_leave)
