@@ -201,3 +201,33 @@ async def test_moderation_blocks_and_bans(tmp_path: Path) -> None:
             frame = await t.post("y1", "let me back in")
             assert frame["type"] == "error" and frame["code"] == "banned"
             assert await t.expect_close() == 1008
+
+
+async def test_room_rules_reach_viewers(tmp_path: Path) -> None:
+    async with platform_api(make_config(tmp_path)) as (api, ws):
+        owner_id, owner = await signup(api, "ruler")
+        room = await start_stream(api, owner)
+        auth = {"Authorization": f"Bearer {owner}"}
+        r = await api.patch(f"/api/channels/{owner_id}/chat-settings", headers=auth,
+                            json={"slow_mode_s": 30})
+        assert r.status_code == 200, r.text
+        r = await api.post(f"/api/streams/{room}/chat", headers=auth,
+                           json={"client_id": "m1", "text": "welcome"})
+        assert r.status_code == 201
+        async with open_chat_client(ws) as first:
+            await first.join(room)
+            # The first viewer makes the gateway load the room's rules, then its history:
+            # once the history arrives, the rules are in place for everyone who joins.
+            assert await texts_until(first, 1) == ["welcome"]
+            async with open_chat_client(ws) as second:
+                assert (await second.join(room))["slow_mode_s"] == 30
+                r = await api.patch(f"/api/channels/{owner_id}/chat-settings", headers=auth,
+                                    json={"slow_mode_s": 0, "followers_only_min_age_s": 0})
+                assert r.status_code == 200, r.text
+                with trio.fail_after(10):
+                    notice = await second.receive_type("notice")
+                assert notice["kind"] == "settings"
+                assert (notice["slow_mode_s"], notice["followers_only"]) == (0, True)
+            async with open_chat_client(ws) as third:
+                joined = await third.join(room)
+                assert (joined["slow_mode_s"], joined["followers_only"]) == (0, True)

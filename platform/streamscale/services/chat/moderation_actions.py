@@ -120,11 +120,15 @@ class Moderation:
         except Exception:  # the change stands; workers apply it on their next refresh
             log.exception("could not broadcast %s to room %s", event.get("type"), room_id)
 
-    async def _kick(self, channel_id: str, user_id: str) -> None:
+    async def _tell_channel(self, channel_id: str, event: dict[str, Any]) -> None:
+        """Tell the rooms of the channel's open (created or live) streams."""
         for status in ("live", "created"):
             page = await self._store.list_streams(user_id=channel_id, status=status, limit=50)
             for stream in page.items:
-                await self._tell(stream.id, {"type": "kick", "user_id": user_id})
+                await self._tell(stream.id, event)
+
+    async def _kick(self, channel_id: str, user_id: str) -> None:
+        await self._tell_channel(channel_id, {"type": "kick", "user_id": user_id})
 
     # -- roles --------------------------------------------------------------------------
 
@@ -249,6 +253,7 @@ class Moderation:
                                          for k, v in changed.items()},
         )
         await self._store.set_room_settings(new, audit=entry)
+        await self._tell_channel(channel_id, room_settings_event(new))
         return new
 
     async def add_word(self, actor: str, channel_id: str, word: str) -> tuple[str, bool]:
@@ -413,3 +418,9 @@ class Moderation:
         if decided is None:
             raise ConflictError("that appeal has been decided", code="appeal_decided")
         return decided
+
+
+def room_settings_event(settings: RoomSettings) -> dict[str, Any]:
+    """What viewers are told of a room's rules (the `joined` frame and a notice)."""
+    return {"type": "settings", "slow_mode_s": settings.slow_mode_s,
+            "followers_only": settings.followers_only_min_age_s is not None}

@@ -181,6 +181,7 @@ class ChatPoster:
         history: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
         deleted: Callable[[str, str], None] | None = None,
         kick: Callable[[str, str], None] | None = None,
+        settings: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.poster_id = secrets.token_hex(8)
         self._bus = bus
@@ -188,6 +189,7 @@ class ChatPoster:
         self._history = history
         self._deleted = deleted
         self._kick = kick
+        self._settings = settings
         self._pending: dict[tuple[str, str, str], list[Any]] = {}
         self._seen: dict[str, OrderedDict[str, None]] = {}
         # Live messages of a room that arrive while its history is being read wait here,
@@ -254,6 +256,8 @@ class ChatPoster:
                 self._deleted(room, str(data.get("message_id", "")))
             elif kind == "kick" and self._kick is not None:
                 self._kick(room, str(data.get("user_id", "")))
+            elif kind == "settings" and self._settings is not None:
+                self._settings(room, {k: v for k, v in data.items() if k != "type"})
             return
         waiter = self._pending.get((data.get("user"), data.get("room"), data.get("cid")))
         if waiter is not None:

@@ -26,6 +26,7 @@ from ..auth import KeyRing
 from ..errors import ApiError
 from .fanout import ChatGateway, ChatRejected, serve_chat
 from .moderation.shipped_model import ProfanityCheckModel
+from .moderation_actions import room_settings_event
 from .moderation_store import StoreModerator
 from .pipeline import ChatPoster, ChatWorker, PostRejected, message_body
 
@@ -63,6 +64,13 @@ class PostLimits:
         self._last.move_to_end(key)
         if len(self._last) > 100_000:
             self._last.popitem(last=False)
+
+
+def _settings_text(fields: dict[str, Any]) -> str:
+    slow = fields.get("slow_mode_s") or 0
+    parts = [f"slow mode: one message every {slow} s" if slow else "slow mode off",
+             "followers only" if fields.get("followers_only") else "anyone may chat"]
+    return "Chat rules changed: " + ", ".join(parts) + "."
 
 
 async def history(store: Store, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -120,7 +128,20 @@ async def run(
     def kick(room_id: str, user_id: str) -> None:  # banned: close their sockets in the room
         gateway.disconnect_user(user_id, room_id=room_id, reason="banned")
 
-    poster = ChatPoster(bus, deliver=deliver, history=recent, deleted=deleted, kick=kick)
+    def settings(room_id: str, fields: dict[str, Any]) -> None:  # a moderator changed rules
+        gateway.update_room(room_id, **fields)
+        gateway.notice(room_id, "settings", _settings_text(fields), **fields)
+
+    async def load_settings(room_id: str) -> None:
+        """The room's current rules for `joined` frames, when it gets its first viewer."""
+        stream = await store.get_stream(room_id)
+        if stream is not None:
+            gateway.update_room(room_id, **{
+                k: v for k, v in room_settings_event(
+                    await store.get_room_settings(stream.user_id)).items() if k != "type"})
+
+    poster = ChatPoster(bus, deliver=deliver, history=recent, deleted=deleted, kick=kick,
+                        settings=settings)
     async with trio.open_nursery() as nursery:
 
         # One task applies subscribe/unsubscribe in the order rooms fill and empty, so a
@@ -129,7 +150,11 @@ async def run(
 
         async def follow_rooms() -> None:
             async for watch, room_id in room_ops:
-                await (poster.watch if watch else poster.unwatch)(room_id)
+                if watch:
+                    await load_settings(room_id)
+                    await poster.watch(room_id)
+                else:
+                    await poster.unwatch(room_id)
 
         def on_join(room_id: str) -> None:
             room_ops_send.send_nowait((True, room_id))
