@@ -12,9 +12,9 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from quart import current_app, g, request
 from quart_schema import document_response
 
@@ -84,6 +84,14 @@ class Model(BaseModel):
     """Base of request bodies: unknown fields and type coercion are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PageQuery(Model):
+    """?cursor=&limit= of every paginated list."""
+
+    model_config = Model.model_config | {"strict": False}
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
 
 
 class ErrorDetail(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_
 
-from ._records import Page
+from ._records import InvalidCursor, Page
 
 T = TypeVar("T")
 
@@ -34,13 +34,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_text, sep, row_id = raw.decode("utf-8").partition("|")
         created_at = datetime.fromisoformat(created_text)
     except (ValueError, binascii.Error, UnicodeError, OverflowError):
-        raise ValueError("invalid cursor") from None
+        raise InvalidCursor() from None
     if not sep or not row_id or "\x00" in row_id or created_at.utcoffset() is None:
-        raise ValueError("invalid cursor")
+        raise InvalidCursor()
     try:
         return created_at.astimezone(UTC), row_id
     except OverflowError:  # e.g. 0001-01-01T00:00-01:00 has no UTC equivalent
-        raise ValueError("invalid cursor") from None
+        raise InvalidCursor() from None
 
 
 def encode_seq_cursor(seq: int) -> str:
@@ -57,13 +57,13 @@ def decode_seq_cursor(cursor: str) -> int:
             raise ValueError("bad length")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, binascii.Error, UnicodeError):
-        raise ValueError("invalid cursor") from None
+        raise InvalidCursor() from None
     digits = raw.removeprefix("seq:")
     if digits == raw or not digits.isdigit() or len(digits) > 19 or digits.startswith("0"):
-        raise ValueError("invalid cursor")
+        raise InvalidCursor()
     seq = int(digits)
     if seq > MAX_SEQ:
-        raise ValueError("invalid cursor")
+        raise InvalidCursor()
     return seq
 
 

@@ -30,6 +30,13 @@ class NotFound(StorageError):
     """The row to update does not exist."""
 
 
+class InvalidCursor(StorageError, ValueError):
+    """A page cursor this store did not make (also a ValueError, as documented)."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid cursor")
+
+
 @dataclass(frozen=True, kw_only=True)
 class User:
     id: str

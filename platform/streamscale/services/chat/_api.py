@@ -18,7 +18,7 @@ from quart_schema import (
 )
 
 from ...protocols.chat import VERSION, ChatProtocolError, parse_client_frame
-from ..api import Model, authenticate, deps, errors
+from ..api import Model, PageQuery, authenticate, deps, errors
 from ..errors import ApiError, NotFoundError, ValidationFailed
 from .pipeline import ChatPoster, PostRejected, message_body
 
@@ -53,12 +53,6 @@ class PostOut(BaseModel):
     status: str = Field(description="visible, or held for moderator review")
 
 
-class HistoryQuery(Model):
-    model_config = Model.model_config | {"strict": False}
-    cursor: Annotated[str, Field(max_length=200)] | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 50
-
-
 class HistoryOut(BaseModel):
     items: list[ChatMessageOut]
     next_cursor: str | None
@@ -80,7 +74,7 @@ def _poster() -> ChatPoster:
 async def post_message(stream_id: str, data: PostIn) -> tuple[PostOut, int]:
     """Post to a stream's chat. 201 means the message is persisted (visible or held)."""
     claims = await authenticate()
-    # The same rules as a WebSocket `send` frame (control characters, blank text, ...).
+    # The same rules as a chat `send` frame (control characters, blank text, ...).
     try:
         parse_client_frame(json.dumps(
             {"v": VERSION, "type": "send", "id": data.client_id, "text": data.text}))
@@ -106,19 +100,16 @@ async def post_message(stream_id: str, data: PostIn) -> tuple[PostOut, int]:
 
 @bp.get("/<stream_id>/chat")
 @tag(["chat"])
-@validate_querystring(HistoryQuery)
+@validate_querystring(PageQuery)
 @validate_response(HistoryOut)
 @errors(400, 404)
-async def history(stream_id: str, query_args: HistoryQuery) -> HistoryOut:
+async def history(stream_id: str, query_args: PageQuery) -> HistoryOut:
     """Chat history, newest first, paginated by cursor (held and deleted are left out)."""
     store = deps().store
     if await store.get_stream(stream_id) is None:
         raise NotFoundError("no such stream", code="stream_not_found")
-    try:
-        page = await store.list_chat_messages(stream_id, cursor=query_args.cursor,
-                                              limit=query_args.limit)
-    except ValueError:
-        raise ValidationFailed("invalid cursor", code="invalid_cursor") from None
+    page = await store.list_chat_messages(stream_id, cursor=query_args.cursor,
+                                          limit=query_args.limit)
     names: dict[str, str] = {}
     items = []
     for message in page.items:

@@ -66,10 +66,6 @@ def _mod() -> Moderation:
     return Moderation(deps().store, poster.publish if poster is not None else None)
 
 
-def _invalid_cursor() -> ValidationFailed:
-    return ValidationFailed("invalid cursor", code="invalid_cursor")
-
-
 # -- moderators ----------------------------------------------------------------------------
 
 @channels.get("/<channel_id>/moderators")
@@ -158,11 +154,8 @@ async def list_bans(channel_id: str, query_args: BanQuery) -> BanPageOut:
     """Bans, newest first (staff only)."""
     claims = await authenticate()
     await _mod().staff_room(channel_id, claims.user_id)
-    try:
-        page = await deps().store.list_bans(channel_id, active_only=query_args.active,
-                                            cursor=query_args.cursor, limit=query_args.limit)
-    except ValueError:
-        raise _invalid_cursor() from None
+    page = await deps().store.list_bans(channel_id, active_only=query_args.active,
+                                        cursor=query_args.cursor, limit=query_args.limit)
     return BanPageOut(items=[BanOut.of(b) for b in page.items], next_cursor=page.next_cursor)
 
 
@@ -305,12 +298,9 @@ async def review_queue(channel_id: str, query_args: ReviewQuery) -> HeldPageOut:
 
     A page may hold fewer than `limit` items (even none) while next_cursor is set."""
     claims = await authenticate()
-    try:
-        page = await _mod().review_queue(claims.user_id, channel_id,
-                                         stream_id=query_args.stream_id,
-                                         cursor=query_args.cursor, limit=query_args.limit)
-    except ValueError:
-        raise _invalid_cursor() from None
+    page = await _mod().review_queue(claims.user_id, channel_id,
+                                     stream_id=query_args.stream_id,
+                                     cursor=query_args.cursor, limit=query_args.limit)
     store = deps().store
     items = []
     for m in page.items:
@@ -346,12 +336,9 @@ async def audit(channel_id: str, query_args: AuditQuery) -> AuditPageOut:
     """Every moderator action in the channel, newest first (staff only)."""
     claims = await authenticate()
     await _mod().staff_room(channel_id, claims.user_id)
-    try:
-        page = await deps().store.list_audit_entries(
-            channel_id, target_user_id=query_args.target_user_id, cursor=query_args.cursor,
-            limit=query_args.limit)
-    except ValueError:
-        raise _invalid_cursor() from None
+    page = await deps().store.list_audit_entries(
+        channel_id, target_user_id=query_args.target_user_id, cursor=query_args.cursor,
+        limit=query_args.limit)
     return AuditPageOut(items=[AuditOut.of(e) for e in page.items],
                         next_cursor=page.next_cursor)
 
@@ -378,11 +365,8 @@ async def list_appeals(channel_id: str, query_args: AppealQuery) -> AppealPageOu
     """Staff: the channel's appeals (pending by default). Anyone else: their own."""
     claims = await authenticate()
     status = None if query_args.status == "any" else query_args.status
-    try:
-        page = await _mod().appeals(claims.user_id, channel_id, status=status,
-                                    cursor=query_args.cursor, limit=query_args.limit)
-    except ValueError:
-        raise _invalid_cursor() from None
+    page = await _mod().appeals(claims.user_id, channel_id, status=status,
+                                cursor=query_args.cursor, limit=query_args.limit)
     return AppealPageOut(items=[AppealOut.of(a) for a in page.items],
                          next_cursor=page.next_cursor)
 

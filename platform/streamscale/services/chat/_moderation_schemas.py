@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from ...backends.storage import Appeal, AuditEntry, Ban, ChatTimeout, RoomSettings
-from ..api import Model
+from ..api import Model, PageQuery
 from ._api import ChatMessageOut
 from .moderation.rules import MAX_REASON_CHARS, MAX_SLOW_MODE_S, MAX_TIMEOUT_S
 
@@ -16,11 +16,6 @@ UserId = Annotated[str, Field(min_length=1, max_length=64)]
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 MAX_FOLLOW_AGE_S = 90 * 24 * 3600
 
-
-class PageQuery(Model):
-    model_config = Model.model_config | {"strict": False}
-    cursor: Annotated[str, Field(max_length=200)] | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 50
 
 
 class ReasonQuery(Model):

@@ -12,7 +12,7 @@ from quart_trio import QuartTrio
 from quart_trio.wrappers.request import TrioRequest
 from werkzeug.exceptions import HTTPException
 
-from ...backends.storage import Store
+from ...backends.storage import InvalidCursor, Store
 from ...config import Config
 from .. import streaming, users
 from ..api import Deps, request_id
@@ -121,6 +121,10 @@ def create_app(
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
         return _error(exc.status, exc.code, exc.message, exc.headers, exc.details)
+
+    @app.errorhandler(InvalidCursor)
+    async def invalid_cursor(exc: InvalidCursor) -> Response:
+        return _error(400, "invalid_cursor", "invalid cursor", {}, None)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def schema_error(exc: RequestSchemaValidationError) -> Response:

@@ -16,7 +16,7 @@ import time
 from ...backends.storage import Page, Store, Stream
 from ...config import Config
 from ..clock import new_id, utcnow
-from ..errors import ApiError, ConflictError, Forbidden, NotFoundError, ValidationFailed
+from ..errors import ApiError, ConflictError, Forbidden, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,9 @@ class StreamService:
         self, *, user_id: str | None, status: str | None, category: str | None,
         cursor: str | None, limit: int,
     ) -> Page[Stream]:
-        try:
-            return await self._store.list_streams(
-                user_id=user_id, status=status, category=category, cursor=cursor, limit=limit
-            )
-        except ValueError:
-            raise ValidationFailed("invalid cursor", code="invalid_cursor") from None
+        return await self._store.list_streams(
+            user_id=user_id, status=status, category=category, cursor=cursor, limit=limit
+        )
 
     # the media path -----------------------------------------------------------------
     async def authorize_publish(self, stream_key: str) -> Stream:

@@ -12,13 +12,12 @@ from quart_schema import (
 )
 
 from ...backends.storage import Follow, Page, User
-from ..api import authenticate, client_ip, deps, errors, maybe_authenticate
+from ..api import PageQuery, authenticate, client_ip, deps, errors, maybe_authenticate
 from ._schemas import (
     FollowOut,
     FollowPageOut,
     FollowStateOut,
     LoginIn,
-    PageQuery,
     ProfileUpdateIn,
     RefreshIn,
     RegisterIn,

@@ -91,8 +91,3 @@ class FollowStateOut(BaseModel):
     following: bool
     followers: int
 
-
-class PageQuery(Model):
-    model_config = Model.model_config | {"strict": False}
-    cursor: Annotated[str, Field(max_length=200)] | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 50

@@ -186,16 +186,8 @@ class UserService:
 
     async def followers(self, user_id: str, *, cursor: str | None, limit: int) -> Page[Follow]:
         await self.get(user_id)
-        return await self._paged(self._store.list_followers(user_id, cursor=cursor, limit=limit))
+        return await self._store.list_followers(user_id, cursor=cursor, limit=limit)
 
     async def following(self, user_id: str, *, cursor: str | None, limit: int) -> Page[Follow]:
         await self.get(user_id)
-        return await self._paged(self._store.list_following(user_id, cursor=cursor, limit=limit))
-
-    @staticmethod
-    async def _paged(call: object) -> Page[Follow]:
-        try:
-            page: Page[Follow] = await call  # type: ignore[misc]
-        except ValueError:
-            raise ValidationFailed("invalid cursor", code="invalid_cursor") from None
-        return page
+        return await self._store.list_following(user_id, cursor=cursor, limit=limit)
