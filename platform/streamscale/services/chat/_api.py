@@ -20,7 +20,7 @@ from quart_schema import (
 from ...protocols.chat import VERSION, ChatProtocolError, parse_client_frame
 from ..api import Model, PageQuery, authenticate, deps, errors
 from ..errors import ApiError, NotFoundError, ValidationFailed
-from .pipeline import ChatPoster, PostRejected, message_body
+from .pipeline import ChatPoster, PostRejected, message_bodies
 
 bp = Blueprint("chat", __name__, url_prefix="/api/streams")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -110,11 +110,5 @@ async def history(stream_id: str, query_args: PageQuery) -> HistoryOut:
         raise NotFoundError("no such stream", code="stream_not_found")
     page = await store.list_chat_messages(stream_id, cursor=query_args.cursor,
                                           limit=query_args.limit)
-    names: dict[str, str] = {}
-    items = []
-    for message in page.items:
-        if message.user_id not in names:
-            user = await store.get_user(message.user_id)
-            names[message.user_id] = user.username if user else "?"
-        items.append(ChatMessageOut(**message_body(message, names[message.user_id])))
+    items = [ChatMessageOut(**body) for body in await message_bodies(store, page.items)]
     return HistoryOut(items=items, next_cursor=page.next_cursor)

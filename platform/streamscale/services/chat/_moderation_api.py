@@ -52,7 +52,7 @@ from ._moderation_schemas import (
     WordOut,
 )
 from .moderation_actions import Moderation
-from .pipeline import message_body
+from .pipeline import message_bodies
 
 bp = Blueprint("moderation", __name__, url_prefix="/api")
 channels = Blueprint("channels", __name__, url_prefix="/channels")
@@ -302,11 +302,9 @@ async def review_queue(channel_id: str, query_args: ReviewQuery) -> HeldPageOut:
                                      stream_id=query_args.stream_id,
                                      cursor=query_args.cursor, limit=query_args.limit)
     store = deps().store
-    items = []
-    for m in page.items:
-        user = await store.get_user(m.user_id)
-        body = message_body(m, user.username if user else "?")
-        items.append(HeldMessageOut(**body, moderation=dict(m.moderation or {}) or None))
+    bodies = await message_bodies(store, page.items)
+    items = [HeldMessageOut(**body, moderation=dict(m.moderation or {}) or None)
+             for m, body in zip(page.items, bodies, strict=True)]
     return HeldPageOut(items=items, next_cursor=page.next_cursor)
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -71,6 +71,18 @@ def message_body(message: ChatMessage, username: str) -> dict[str, Any]:
         "user_id": message.user_id, "username": username, "text": message.message,
         "at": message.created_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+async def message_bodies(store: Store, messages: Iterable[ChatMessage]) -> list[dict[str, Any]]:
+    """`message_body` for each message, looking each author's name up once."""
+    names: dict[str, str] = {}
+    out = []
+    for message in messages:
+        if message.user_id not in names:
+            user = await store.get_user(message.user_id)
+            names[message.user_id] = user.username if user else "?"
+        out.append(message_body(message, names[message.user_id]))
+    return out
 
 
 class ChatWorker:

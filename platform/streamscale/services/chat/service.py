@@ -28,7 +28,7 @@ from .fanout import ChatGateway, ChatRejected, serve_chat
 from .moderation.shipped_model import ProfanityCheckModel
 from .moderation_actions import room_settings_event
 from .moderation_store import StoreModerator
-from .pipeline import ChatPoster, ChatWorker, PostRejected, message_body
+from .pipeline import ChatPoster, ChatWorker, PostRejected, message_bodies
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,7 @@ def _settings_text(fields: dict[str, Any]) -> str:
 
 async def history(store: Store, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
     page = await store.list_chat_messages(room_id, limit=limit)
-    names: dict[str, str] = {}
-    out = []
-    for message in reversed(page.items):  # oldest first, as a chat shows them
-        if message.user_id not in names:
-            user = await store.get_user(message.user_id)
-            names[message.user_id] = user.username if user else "?"
-        out.append(message_body(message, names[message.user_id]))
-    return out
+    return await message_bodies(store, reversed(page.items))  # oldest first, as shown
 
 
 async def run(
