@@ -34,11 +34,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def streamscale_up(
-    tmp_path: Path, *args: str
+    tmp_path: Path, *args: str, command: tuple[str, ...] = (STREAMSCALE,)
 ) -> AsyncIterator[tuple[trio.Process, dict[str, str], list[str]]]:
     """Start `streamscale up`, wait for its printed URLs, yield (process, urls, lines)."""
     proc = await trio.lowlevel.open_process(
-        [STREAMSCALE, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
+        [*command, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
@@ -148,3 +148,84 @@ async def test_not_yet_commands(tmp_path: Path) -> None:
         result = await trio.run_process([STREAMSCALE, command], capture_stderr=True,
                                         check=False)
         assert result.returncode == 2 and b"not built yet" in result.stderr
+
+
+# -- a plain install (no extras) runs: optional backends load only when configured ----------
+# `./dev up` installs streamscale without extras, so `redis` and `psycopg` are absent on a
+# new user's machine. The suite's venv has every extra, so these tests hide them with an
+# import blocker in a child process. (`.ci/run` also starts `./dev up` from a fresh clone
+# in a new venv.)
+
+BLOCKER = """
+import sys
+
+class _NoExtras:
+    blocked = {"redis", "psycopg", "psycopg_binary", "psycopg_c"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoExtras())
+for mod in list(sys.modules):
+    if mod.split(".")[0] in _NoExtras.blocked:
+        del sys.modules[mod]
+from streamscale.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _command(tmp_path: Path) -> tuple[str, ...]:
+    script = tmp_path / "no_extras.py"
+    script.write_text(BLOCKER)
+    return (sys.executable, str(script))
+
+
+async def test_up_runs_without_optional_extras(tmp_path: Path) -> None:
+    async with streamscale_up(tmp_path, command=_command(tmp_path)) as (proc, urls, _lines):
+        async with httpx.AsyncClient() as client:
+            r = await client.get(urls["openapi"])
+            assert r.status_code == 200
+            r = await client.get(urls["hls"] + "/live/nosuchstream/master.m3u8")
+            assert r.status_code == 404  # the origin answers
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            rest = await _drain(proc)
+            await proc.wait()
+        assert proc.returncode == 0, rest
+        assert "streamscale: stopped" in rest
+
+
+async def _refused(tmp_path: Path, **env: str) -> str:
+    result = await trio.run_process(
+        [*_command(tmp_path), "up"], env=_env(tmp_path, **env), capture_stdout=True,
+        capture_stderr=True, check=False,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    assert b"ready" not in result.stdout
+    return result.stderr.decode()
+
+
+async def test_redis_bus_without_the_extra_names_it(tmp_path: Path) -> None:
+    err = await _refused(tmp_path, STREAMSCALE_CHAT__BUS_URL="redis://u:secret@127.0.0.1:6379/0")
+    assert "pip install 'streamscale[redis]'" in err
+    assert "secret" not in err  # the password in the URL is not echoed
+    assert "Traceback" not in err
+
+
+async def test_postgres_without_the_extra_names_it(tmp_path: Path) -> None:
+    err = await _refused(
+        tmp_path, STREAMSCALE_STORAGE__URL="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    assert "pip install 'streamscale[postgres]'" in err
+    assert "Traceback" not in err
+
+
+def test_the_blocker_really_hides_the_extras(tmp_path: Path) -> None:
+    """Guard against a blocker that blocks nothing (then the tests above prove nothing)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(BLOCKER.split("from streamscale.cli")[0] + "import redis\n")
+    result = subprocess.run([sys.executable, str(probe)], capture_output=True, check=False)
+    assert result.returncode != 0
+    assert b"No module named 'redis'" in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from . import __version__
+from .backends.extras import MissingExtra, check_urls
 from .config import Config, ConfigError, load
 from .runtime import NotYetAvailable, Service, ServiceInfo, resolve, run_services
 
@@ -94,7 +95,8 @@ def _up(args: argparse.Namespace) -> int:
         services = resolve(args.services)
         for service in services:
             service.load()
-    except (ValueError, NotYetAvailable) as exc:
+        check_urls(storage_url=config.storage_url, bus_url=config.chat.bus_url)
+    except (ValueError, NotYetAvailable, MissingExtra) as exc:
         print(f"streamscale up: {exc}", file=sys.stderr)
         return 2
     trio.run(_serve, config, services)

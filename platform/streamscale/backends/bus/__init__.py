@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import redis
 import trio
 
+from ..extras import require
 from ._interface import (
     Bus,
     BusClosed,
@@ -26,7 +27,9 @@ from ._interface import (
     shard_for,
 )
 from ._memory import MemoryBus
-from ._redis import RedisBus
+
+if TYPE_CHECKING:
+    from ._redis import RedisBus
 
 __all__ = [
     "Bus",
@@ -46,6 +49,16 @@ __all__ = [
 
 PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 USAGE = "use memory:// or redis://host:port/db (optionally ?prefix=name)"
+
+
+def __getattr__(name: str) -> Any:
+    """`RedisBus` is imported on first use: the `redis` package is an optional extra."""
+    if name == "RedisBus":
+        require("redis", extra="redis", what="RedisBus")
+        from ._redis import RedisBus
+
+        return RedisBus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def open_bus(
@@ -87,6 +100,9 @@ async def open_bus(
     prefix = query.pop("prefix", ["streamscale"])[-1]
     if not parts.hostname or query or not PREFIX.fullmatch(prefix) or db < 0:
         raise ValueError(f"invalid bus url {url!r}: {USAGE}")
+    redis = require("redis", extra="redis", what=f"bus url {parts.scheme}://")
+    from ._redis import RedisBus
+
     kwargs: dict[str, object] = {
         "host": parts.hostname,
         "port": port,

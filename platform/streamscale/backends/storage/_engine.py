@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from ..extras import require
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -39,6 +41,7 @@ def make_engine(url: str | URL, *, threads: int = 8, echo: bool = False) -> Engi
     if backend == "sqlite":
         return _sqlite_engine(parsed, threads=threads, echo=echo)
     if backend == "postgresql":
+        require("psycopg", extra="postgres", what="a postgresql storage url")
         # No pre-ping (a round trip per checkout): a dropped server invalidates the whole
         # pool on the first disconnect error, so one call fails and the next reconnects.
         return create_engine(parsed, echo=echo, pool_size=threads, max_overflow=threads)
