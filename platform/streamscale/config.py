@@ -108,6 +108,11 @@ class MediaConfig:
 
     host: str = "127.0.0.1"
     rtmp_port: int = 1935
+    # Ingest limits (why these numbers: protocols/rtmp/_chunk.py, services/media/ingest.py).
+    rtmp_max_connections: int = 256  # open RTMP connections; more are closed at once
+    rtmp_max_connections_per_ip: int = 16  # per IPv4 address / IPv6 /64
+    rtmp_max_buffered_bytes: int = 16 * 1024 * 1024  # per connection once publishing
+    rtmp_max_buffered_bytes_unpublished: int = 64 * 1024  # per connection until publish
     reconnect_grace_s: float = 5.0  # a publisher may reconnect this long before the end
     key_check_s: float = 0.5  # how often a live publisher's key is re-checked
     ladder: str = "source,720p,480p,360p"  # rungs, from KNOWN_RUNGS; taller than source skipped
@@ -119,6 +124,11 @@ class MediaConfig:
 
     def __post_init__(self) -> None:
         _check(self, "rtmp_port", _port)
+        for name in ("rtmp_max_connections", "rtmp_max_connections_per_ip"):
+            _check(self, name, _positive)
+        for name in ("rtmp_max_buffered_bytes", "rtmp_max_buffered_bytes_unpublished"):
+            if getattr(self, name) < 4096:
+                raise ConfigError(f"{name}: must be at least 4096 (room for the RTMP handshake)")
         for name in ("reconnect_grace_s", "key_check_s", "transcode_capacity", "segment_s",
                      "part_s", "recording_retention_days"):
             _check(self, name, _positive)

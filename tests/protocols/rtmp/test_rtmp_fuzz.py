@@ -1,5 +1,6 @@
 """Hypothesis: whatever bytes arrive, in whatever pieces, only RTMPProtocolError escapes,
-and a valid stream cut at arbitrary points yields exactly the same events."""
+the connection never holds more than its buffer budget when it asks for data, and a valid
+stream cut at arbitrary points yields exactly the same events."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rtmp_sessions import drain, publish_session
 
-from streamscale.protocols.rtmp import Event, RTMPProtocolError, ServerConnection
+from streamscale.protocols.rtmp import (
+    MIN_BUFFERED_BYTES,
+    Event,
+    RTMPProtocolError,
+    ServerConnection,
+)
 from streamscale.protocols.rtmp._handshake import HANDSHAKE_SIZE
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,8 +35,15 @@ def connect_prefix() -> bytes:
     return sent[: sent.index(marker) - 16]  # cut inside the header of the metadata message
 
 
+# The smallest budgets allowed, and small enough for the valid session's 9 KB keyframe
+# (cut anywhere) to come near the published one.
+UNPUBLISHED_BUDGET, PUBLISHED_BUDGET = MIN_BUFFERED_BYTES, 12 * 1024
+
+
 def feed(data: bytes, cuts: list[int]) -> list[Event]:
-    conn = ServerConnection(handshake_random=bytes(HANDSHAKE_SIZE - 8))
+    conn = ServerConnection(handshake_random=bytes(HANDSHAKE_SIZE - 8),
+                            max_buffered_bytes=PUBLISHED_BUDGET,
+                            max_buffered_bytes_unpublished=UNPUBLISHED_BUDGET)
     events: list[Event] = []
     prev = 0
     for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
@@ -40,6 +53,7 @@ def feed(data: bytes, cuts: list[int]) -> list[Event]:
         prev = cut
         got, _ = drain(conn)
         events += got
+        assert conn.buffered_bytes <= conn.max_buffered_bytes
     conn.receive_data(b"")
     got, _ = drain(conn)
     return events + got[:-1] if got else events

@@ -2,13 +2,23 @@
 
 Drive a `ServerConnection` per socket: `receive_data(bytes)`, then `next_event()` until it
 returns `NEED_DATA`, then send `data_to_send()`; answer `Publish` with `accept_publish()` or
-`reject_publish()`. Only `RTMPProtocolError` escapes for bad input from the peer.
+`reject_publish()`. Only `RTMPProtocolError` escapes for bad input from the peer, including
+a peer that makes the connection hold more than its buffer budget (small until a publish is
+accepted).
 """
 
 from ._amf0 import UNDEFINED, AMF0Date, AMF0Error, AMF0Value, ECMAArray, Undefined
 from ._amf0 import decode as decode_amf0
 from ._amf0 import encode as encode_amf0
-from ._chunk import ChunkReader, ChunkWriter, RawMessage
+from ._chunk import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MIN_BUFFERED_BYTES,
+    ChunkReader,
+    ChunkWriter,
+    RawMessage,
+)
 from ._connection import ServerConnection
 from ._errors import RTMPProtocolError, RTMPUsageError
 from ._events import (
@@ -31,6 +41,10 @@ from ._events import (
 from ._messages import Command, MessageType, UserControlEvent
 
 __all__ = [
+    "DEFAULT_MAX_BUFFERED_BYTES",
+    "DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MIN_BUFFERED_BYTES",
     "NEED_DATA",
     "UNDEFINED",
     "AMF0Date",

@@ -5,6 +5,8 @@ into chunks with header compression (fmt 0-3). The reader applies Set Chunk Size
 itself, because they change how the very next chunk must be parsed. Parsing is restartable:
 nothing is committed until a whole chunk is in the buffer, so any split of the input gives
 the same messages. The hot path is O(1) Python work per chunk; payload bytes move by slicing.
+The reader keeps a running count of the bytes it holds in unfinished messages
+(`buffered_bytes`), so its owner can cap a connection's memory across all chunk streams.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from ._errors import RTMPProtocolError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_BUFFERED_BYTES",
+    "DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "MIN_BUFFERED_BYTES",
     "ChunkReader",
     "ChunkWriter",
     "RawMessage",
@@ -26,6 +31,32 @@ DEFAULT_CHUNK_SIZE = 128
 MAX_CHUNK_SIZE = 0x7FFFFFFF
 DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_CHUNK_STREAMS = 64
+
+DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
+"""Budget once a publish is accepted: twice the 8 MiB message cap.
+
+A 1080p60 keyframe at 20 Mbit/s is typically 0.3-2 MB and never more than the encoder's
+VBV buffer (about 5 MB with a generous two-second buffer); one 8 MiB message being
+reassembled fits with room for a second large one starting on another chunk stream, audio
+and the unparsed read. A publisher has shown a valid key, so this is the most one
+authenticated connection can pin.
+"""
+
+DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED = 64 * 1024
+"""Budget until a publish is accepted (it also caps the size of any one message then).
+
+Before publishing, a client sends the handshake (C0+C1 then C2, 3,073 bytes, each consumed
+as soon as it is whole) and a handful of small AMF0 commands: connect (0.2-1 KB from ffmpeg
+and OBS, a few KB with long page/swf URLs or tokens in tcUrl), releaseStream, FCPublish,
+createStream and publish (tens of bytes plus the key). 64 KiB is over ten times the largest
+of those, and bounds an unauthenticated connection to 64 KiB instead of 64 chunk streams x
+8 MiB (512 MiB) before this limit existed.
+"""
+
+MIN_BUFFERED_BYTES = 4096
+"""The smallest budget allowed: the handshake (C0+C1, then C2) alone may sit in the receive
+buffer, 3,073 bytes, before anything else is parsed."""
+
 MIN_CSID, MAX_CSID = 2, 65599
 
 _TS_MASK = 0xFFFFFFFF
@@ -88,6 +119,7 @@ class ChunkReader:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
         self.max_chunk_streams = max_chunk_streams
+        self.buffered_bytes = 0  # payload held in unfinished messages, all chunk streams
         self._streams: dict[int, _InStream] = {}
 
     def read_message(self, buf: bytearray) -> RawMessage | None:
@@ -113,7 +145,8 @@ class ChunkReader:
         if len(payload) != 4:
             raise RTMPProtocolError(f"Abort payload is {len(payload)} bytes, expected 4")
         stream = self._streams.get(_U32.unpack_from(payload)[0])
-        if stream is not None:
+        if stream is not None and stream.partial is not None:
+            self.buffered_bytes -= len(stream.partial)
             stream.partial = None
 
     def _read_chunk(self, buf: bytearray, pos: int) -> tuple[RawMessage | None, int]:
@@ -190,7 +223,9 @@ class ChunkReader:
             partial += buf[p : p + take]
             p += take
             if len(partial) < stream.length:
+                self.buffered_bytes += take
                 return None, p
+            self.buffered_bytes -= len(partial) - take
             stream.partial = None
             msg = RawMessage(
                 csid, stream.type_id, stream.stream_id, stream.timestamp, bytes(partial)
@@ -222,6 +257,7 @@ class ChunkReader:
             payload = bytes(buf[p : p + take])
             return RawMessage(csid, type_id, stream_id, timestamp, payload), p + take
         stream.partial = buf[p : p + take]
+        self.buffered_bytes += take
         return None, p + take
 
 

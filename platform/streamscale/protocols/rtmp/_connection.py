@@ -6,6 +6,16 @@ answers, acknowledgements, ping replies) is queued automatically. Decisions that
 rest of the platform (is this stream key valid?) are left to the caller: `accept_publish()`
 / `reject_publish()`. All outgoing bytes go through one outbox in order, and every method
 that returns bytes drains it, so a caller can never reorder chunks on the wire.
+
+Memory is bounded per connection: the bytes held between calls (the unparsed receive
+buffer plus every message being reassembled, across all chunk streams) may not exceed a
+budget, checked whenever `next_event()` runs out of input, and a message longer than the
+budget (or than `max_message_size`) is refused at its first chunk header. Until a publish
+has been accepted the budget is small (`max_buffered_bytes_unpublished`): a client that has
+not shown a stream key has no business sending big messages. Going over either budget is an
+`RTMPProtocolError`, so only that connection closes. The caller must drain `next_event()`
+before feeding more than one socket read, as the ingest does; then a connection never holds
+more than its budget plus one read.
 """
 
 from __future__ import annotations
@@ -15,9 +25,17 @@ import enum
 
 from . import _events as ev
 from ._amf0 import AMF0Value
-from ._chunk import DEFAULT_MAX_MESSAGE_SIZE, ChunkReader, ChunkWriter, RawMessage
+from ._chunk import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MIN_BUFFERED_BYTES,
+    ChunkReader,
+    ChunkWriter,
+    RawMessage,
+)
 from ._errors import RTMPProtocolError, RTMPUsageError
-from ._handshake import ServerHandshake
+from ._handshake import HANDSHAKE_SIZE, ServerHandshake
 from ._messages import (
     Command,
     MessageType,
@@ -64,10 +82,22 @@ class ServerConnection:
         window_ack_size: int = 2_500_000,
         peer_bandwidth: int = 2_500_000,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        max_buffered_bytes_unpublished: int = DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED,
         handshake_random: bytes | None = None,
     ) -> None:
         if not 1 <= chunk_size <= 0x7FFFFFFF:
             raise ValueError(f"chunk size {chunk_size} out of range")
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be positive, got {max_message_size}")
+        for name, value in (("max_buffered_bytes", max_buffered_bytes),
+                            ("max_buffered_bytes_unpublished", max_buffered_bytes_unpublished)):
+            if value < MIN_BUFFERED_BYTES:
+                raise ValueError(f"{name} must be at least {MIN_BUFFERED_BYTES} (the handshake "
+                                 f"alone is {2 * HANDSHAKE_SIZE + 1} bytes), got {value}")
+        self._max_message_size = max_message_size
+        self._max_buffered_published = max_buffered_bytes
+        self._max_buffered_unpublished = max_buffered_bytes_unpublished
         self._chunk_size = chunk_size
         self._window_ack_size = window_ack_size
         self._peer_bandwidth = peer_bandwidth
@@ -75,6 +105,9 @@ class ServerConnection:
         self._out = bytearray()
         self._handshake = ServerHandshake(random_bytes=handshake_random)
         self._reader = ChunkReader(max_message_size=max_message_size)
+        self._published = False  # a publish was accepted: the peer showed a valid key
+        self.max_buffered_bytes = 0  # the budget in force; set by _apply_budget()
+        self._apply_budget()
         self._writer = ChunkWriter()
         self._events: collections.deque[ev.Event] = collections.deque()
         self._phase = _Phase.HANDSHAKE
@@ -131,7 +164,29 @@ class ServerConnection:
             raise
 
     def _starved(self) -> ev.Event | ev._Sentinel:
-        return ev.ConnectionClosed() if self._eof else ev.NEED_DATA
+        if self._eof:
+            return ev.ConnectionClosed()
+        held = self.buffered_bytes
+        if held > self.max_buffered_bytes:
+            when = "while publishing" if self._published else "before publishing"
+            raise RTMPProtocolError(
+                f"{held} bytes buffered in unfinished messages, over the "
+                f"{self.max_buffered_bytes}-byte limit {when}"
+            )
+        return ev.NEED_DATA
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for the peer: the unparsed input plus messages being reassembled."""
+        return len(self._buf) + self._reader.buffered_bytes
+
+    def _apply_budget(self) -> None:
+        budget = self._max_buffered_published if self._published else (
+            self._max_buffered_unpublished)
+        self.max_buffered_bytes = budget
+        # A message longer than the whole budget could never be reassembled within it:
+        # refuse it at its first header, before any of its bytes are held.
+        self._reader.max_message_size = min(self._max_message_size, budget)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -145,6 +200,8 @@ class ServerConnection:
         """Answer the pending `Publish` with NetStream.Publish.Start; media may flow."""
         stream_id = self._pending_publish()
         self._streams[stream_id] = _StreamState.PUBLISHING
+        self._published = True  # stays: a revoked publisher is closed by the caller anyway
+        self._apply_budget()
         key = self._stream_keys[stream_id]
         self._send(
             _CSID_CONTROL,

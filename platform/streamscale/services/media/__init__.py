@@ -40,7 +40,12 @@ async def run(
             recordings_root=config.recordings_root, capacity=media.transcode_capacity,
             reconnect_grace_s=media.reconnect_grace_s,
         )
-        ingest = RtmpIngest(store, streams, hub, key_check_s=media.key_check_s)
+        ingest = RtmpIngest(
+            store, streams, hub, key_check_s=media.key_check_s,
+            max_connections=media.rtmp_max_connections,
+            max_connections_per_ip=media.rtmp_max_connections_per_ip,
+            max_buffered_bytes=media.rtmp_max_buffered_bytes,
+            max_buffered_bytes_unpublished=media.rtmp_max_buffered_bytes_unpublished)
         async with trio.open_nursery() as front:
             listeners: list[trio.SocketListener] = await front.start(
                 partial(ingest.serve, media.host, media.rtmp_port))

@@ -6,10 +6,18 @@ that already has a publisher is refused with an RTMP error status and the connec
 closed. While publishing, the key is re-checked every `key_check_s` (0.5 s by default), so
 a key rotated or a stream stopped mid-broadcast disconnects the publisher within a second.
 A protocol error from one publisher closes that connection only.
+
+Limits keep a hostile client's cost bounded: each connection's buffered bytes are capped by
+the RTMP layer (tightly until a publish is accepted); connections beyond
+`max_connections_per_ip` from one client (an IPv4 address or an IPv6 /64) or beyond
+`max_connections` in total are closed as soon as they are accepted, counted, and logged at
+most once per `REFUSAL_LOG_INTERVAL_S` per client. An unauthenticated connection also has
+`HANDSHAKE_TIMEOUT_S` to publish, so a slot held by an idle client frees itself.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -28,6 +36,13 @@ log = logging.getLogger(__name__)
 RECEIVE_BYTES = 64 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 15.0  # no bytes from a publisher for this long: it is gone
+REFUSAL_LOG_INTERVAL_S = 10.0  # one log line per refused client (and one for the total cap)
+DEFAULT_MAX_CONNECTIONS = 256
+"""Open connections per ingest. Worst case before publishing: 256 x (64 KiB budget + one
+64 KiB read) = 32 MiB; a node transcodes a few ladders, so this never turns publishers away."""
+DEFAULT_MAX_CONNECTIONS_PER_IP = 16
+"""Open connections per client address: several encoders behind one NAT, each briefly twice
+while it reconnects, still fit; one host cannot take the whole ingest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +74,27 @@ class RtmpIngest:
     def __init__(
         self, store: Store, streams: StreamService, hub: Hub, *, key_check_s: float = 0.5,
         app: str = "live",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP,
+        max_buffered_bytes: int = rtmp.DEFAULT_MAX_BUFFERED_BYTES,
+        max_buffered_bytes_unpublished: int = rtmp.DEFAULT_MAX_BUFFERED_BYTES_UNPUBLISHED,
     ) -> None:
         self._store = store
         self._streams = streams
         self._hub = hub
         self._key_check_s = key_check_s
         self._app = app
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self._max_buffered_bytes = max_buffered_bytes
+        self._max_buffered_bytes_unpublished = max_buffered_bytes_unpublished
         self.connections = 0
         self.protocol_errors = 0
-        self.refused = 0
+        self.refused = 0  # publishes refused (bad key, busy stream)
+        self.refused_per_ip_limit = 0  # connections closed at once: too many from one client
+        self.refused_total_limit = 0  # connections closed at once: the ingest was full
+        self._per_client: dict[str, int] = {}  # client -> open connections
+        self._refusal_log: dict[str, tuple[float, int]] = {}  # client -> (last log, unlogged)
 
     async def serve(
         self, host: str, port: int, *,
@@ -76,9 +103,24 @@ class RtmpIngest:
         await trio.serve_tcp(self.handle, port, host=host, task_status=task_status)
 
     async def handle(self, stream: trio.SocketStream) -> None:
+        peer, client = _peer(stream)
+        open_here = self._per_client.get(client, 0)
+        if self.connections >= self.max_connections:
+            self.refused_total_limit += 1
+            self._log_refusal("*", "the ingest is full", self.connections, self.max_connections)
+            await stream.aclose()
+            return
+        if open_here >= self.max_connections_per_ip:
+            self.refused_per_ip_limit += 1
+            self._log_refusal(client, f"too many connections from {client}", open_here,
+                              self.max_connections_per_ip)
+            await stream.aclose()
+            return
         self.connections += 1
-        peer = _peer(stream)
-        conn = rtmp.ServerConnection()
+        self._per_client[client] = open_here + 1
+        conn = rtmp.ServerConnection(
+            max_buffered_bytes=self._max_buffered_bytes,
+            max_buffered_bytes_unpublished=self._max_buffered_bytes_unpublished)
         try:
             async with stream:
                 await _Session(self, conn, stream, peer).run()
@@ -93,6 +135,25 @@ class RtmpIngest:
             log.exception("rtmp %s: session failed", peer)
         finally:
             self.connections -= 1
+            left = self._per_client[client] - 1
+            if left:
+                self._per_client[client] = left
+            else:
+                del self._per_client[client]
+
+    def _log_refusal(self, key: str, why: str, open_now: int, limit: int) -> None:
+        """Log a refused connection once per key per interval, with the count since then."""
+        now = trio.current_time()
+        last, unlogged = self._refusal_log.get(key, (-REFUSAL_LOG_INTERVAL_S, 0))
+        if now - last < REFUSAL_LOG_INTERVAL_S:
+            self._refusal_log[key] = (last, unlogged + 1)
+            return
+        if len(self._refusal_log) >= 4096:  # forget clients not refused for an interval
+            self._refusal_log = {k: v for k, v in self._refusal_log.items()
+                                 if now - v[0] < REFUSAL_LOG_INTERVAL_S}
+        self._refusal_log[key] = (now, 0)
+        log.warning("rtmp: closing new connections: %s (%d open, limit %d); %d more closed "
+                    "since the last such message", why, open_now, limit, unlogged)
 
 
 class _Session:
@@ -194,10 +255,25 @@ class _Session:
                 return
 
 
-def _peer(stream: trio.SocketStream) -> str:
+def _peer(stream: trio.SocketStream) -> tuple[str, str]:
+    """("host:port" for logs, the client the per-IP limit counts)."""
     try:
         host, port = stream.socket.getpeername()[:2]
-        return f"{host}:{port}"
     except OSError:
-        return "?"
+        return "?", "?"
+    return f"{host}:{port}", client_key(host)
+
+
+def client_key(host: str) -> str:
+    """The unit the per-IP limit counts: an IPv4 address, or the /64 of an IPv6 one (one
+    host usually has a whole /64, so counting addresses would not limit it)."""
+    try:
+        addr = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
 
