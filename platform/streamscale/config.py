@@ -119,6 +119,8 @@ class MediaConfig:
     transcode_capacity: float = 2.0  # 720p30-ladder equivalents this node transcodes in real time
     segment_s: float = 2.0  # segments are cut on the first keyframe at or after this
     part_s: float = 0.334  # LL-HLS part target
+    window_segments: int = 12  # complete segments a live media playlist lists
+    skip_until_s: float = 12.0  # CAN-SKIP-UNTIL for delta updates (>= 6 targets); 0 = off
     recordings_dir: str = ""  # "" = data_dir/recordings
     recording_retention_days: float = 30.0
 
@@ -134,6 +136,10 @@ class MediaConfig:
             _check(self, name, _positive)
         if self.part_s > self.segment_s:
             raise ConfigError("part_s: must not exceed segment_s")
+        if self.window_segments < 1:
+            raise ConfigError("window_segments: must be at least 1")
+        if self.skip_until_s < 0:
+            raise ConfigError("skip_until_s: must be 0 (off) or positive")
         rungs = [r.strip() for r in self.ladder.split(",") if r.strip()]
         unknown = [r for r in rungs if r not in KNOWN_RUNGS]
         if not rungs or unknown:

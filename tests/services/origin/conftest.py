@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -12,6 +12,9 @@ import trio
 import trio.testing
 
 from streamscale.services.origin import Limits, MediaRegistry, serve_origin
+from streamscale.testing.hls_validate import validate_all
+
+from .streams import SERVED_PLAYLISTS, served
 
 
 @dataclass
@@ -48,9 +51,33 @@ async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
         yield running
 
 
+async def _record_playlist(response: httpx.Response) -> None:
+    await response.aread()
+    content_type = response.headers.get("content-type", "").encode()
+    served(str(response.request.url), response.status_code, content_type, response.content)
+
+
+def origin_client(base_url: str) -> httpx.AsyncClient:
+    """An HTTP client whose playlist answers all go to the strict validator."""
+    return httpx.AsyncClient(
+        base_url=base_url, timeout=30, event_hooks={"response": [_record_playlist]}
+    )
+
+
+@pytest.fixture(autouse=True)
+def strict_playlists() -> Iterator[list[tuple[str, bytes]]]:
+    """After each test, every playlist it was served passes the strict parser (hls-parser
+    in strict mode, one Node process for the session); yields them for tests to count."""
+    SERVED_PLAYLISTS.clear()
+    yield SERVED_PLAYLISTS
+    batch = list(SERVED_PLAYLISTS)
+    SERVED_PLAYLISTS.clear()
+    validate_all(batch)
+
+
 @pytest.fixture
 async def client(origin: Origin) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=origin.url, timeout=30) as http:
+    async with origin_client(origin.url) as http:
         yield http
 
 

@@ -18,6 +18,16 @@ from streamscale.services.origin import MediaRegistry
 
 RENDITIONS = ("hi", "lo")
 FRAMES = 120  # 4 s at 30 fps, a keyframe every second: 1 s segments, 1/3 s parts
+PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
+# Every playlist body a test receives from an origin, labelled by its request; the
+# autouse fixture in conftest checks them all with the strict parser after each test.
+SERVED_PLAYLISTS: list[tuple[str, bytes]] = []
+
+
+def served(label: str, status: int, content_type: bytes | None, body: bytes) -> None:
+    """Record a response for strict validation if it is a playlist."""
+    if status == 200 and content_type == PLAYLIST_TYPE and body:
+        SERVED_PLAYLISTS.append((label, body))
 
 
 def hls_media() -> ModuleType:
@@ -43,10 +53,11 @@ class LiveFeeder:
         stream_id: str = "s1",
         config: PackagerConfig | None = None,
         sink: Callable[[Rendition, list[Part | Segment]], None] | None = None,
+        frames: int = FRAMES,
     ) -> None:
         media = hls_media()
-        self.video = media.encode_video(FRAMES)
-        self.audio = media.encode_audio(FRAMES / 30)
+        self.video = media.encode_video(frames)
+        self.audio = media.encode_audio(frames / 30)
         self.registry, self.stream_id, self.sink = registry, stream_id, sink
         self.presentation = Presentation(
             config or PackagerConfig(segment_target_s=1.0, part_target_s=1 / 3)
@@ -156,6 +167,7 @@ class RawClient:
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
                 self._leftover = conn.trailing_data[0]
+                served("raw response", head.status_code, header(head, b"content-type"), body)
                 return head, body
             else:
                 return None

@@ -16,7 +16,7 @@ from streamscale.services.media.recording import Recorder
 from streamscale.services.origin import run
 from streamscale.testing import make_config, running_platform
 
-from .conftest import Origin
+from .conftest import Origin, origin_client
 from .streams import FRAMES, LiveFeeder, RawClient, get
 
 FFPROBE = "/usr/bin/ffprobe"
@@ -38,7 +38,13 @@ async def count_frames(url: str) -> int:
 async def test_ffmpeg_plays_an_ended_live_stream(origin: Origin) -> None:
     feed = LiveFeeder(origin.registry)
     feed.end()
-    for playlist in ("master.m3u8", "master_classic.m3u8", "lo/index.m3u8"):
+    playlists = ("master.m3u8", "master_classic.m3u8", "lo/index.m3u8", "lo/classic.m3u8")
+    async with origin_client(origin.url) as client:  # the strict parser reads them too
+        for playlist in playlists:
+            r = await client.get(f"/live/s1/{playlist}?_HLS_skip=YES")
+            assert r.status_code == 200
+            assert "#EXT-X-ENDLIST" in r.text or "master" in playlist
+    for playlist in playlists[:3]:
         assert await count_frames(f"{origin.url}/live/s1/{playlist}") == FRAMES
     with trio.fail_after(60):
         done = await trio.run_process(
@@ -57,13 +63,15 @@ async def test_ffmpeg_plays_a_recording_served_from_disk(origin: Origin) -> None
         feed.end()
         recorder.end()
     assert recorder.written == 8 and recorder.dropped == 0
-    async with httpx.AsyncClient(base_url=origin.url) as client:
+    async with origin_client(origin.url) as client:
         master = await client.get("/vod/s1/master.m3u8")
         assert master.status_code == 200
         assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
         assert [p.uri for p in m3u8.loads(master.text).playlists] == [
             "hi/index.m3u8", "lo/index.m3u8"
         ]
+        vod = await client.get("/vod/s1/hi/index.m3u8")
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod.text and "#EXT-X-ENDLIST" in vod.text
         segment = await client.get("/vod/s1/hi/0.m4s")
         assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"
         for path in ("/vod/s1/hi/0.0.m4s", "/vod/s1/%2e%2e/index.m3u8", "/vod/nope/master.m3u8",
@@ -85,7 +93,7 @@ async def test_run_serves_the_shared_registry(tmp_path: Path) -> None:
         assert info.name == "origin"
         feed = LiveFeeder(resources.media_registry())
         feed.seconds(1.5)
-        async with httpx.AsyncClient(base_url=info.urls["hls"]) as client:
+        async with origin_client(info.urls["hls"]) as client:
             r = await client.get("/live/s1/master.m3u8")
         assert r.status_code == 200 and b"hi/index.m3u8" in r.content
         nursery.cancel_scope.cancel()

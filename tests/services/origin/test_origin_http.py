@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from streamscale.protocols.hls import PackagerConfig
+from streamscale.testing.hls_validate import validate_all
 
 from .conftest import Origin
 from .streams import LiveFeeder
@@ -203,13 +204,78 @@ async def test_blocking_reload_times_out_with_503(
     assert r.status_code == 503
 
 
-async def test_delta_update_is_served(origin: Origin, client: httpx.AsyncClient) -> None:
-    feed = LiveFeeder(origin.registry, config=PackagerConfig(
-        segment_target_s=1.0, skip_until_s=1.0, window_segments=8
-    ))
-    feed.seconds(4.0)
-    full = m3u8.loads((await client.get("/live/s1/hi/index.m3u8")).text)
-    assert full.server_control.can_skip_until == pytest.approx(6.0)
-    r = await client.get("/live/s1/hi/index.m3u8?_HLS_skip=YES")
+DELTA = PackagerConfig(segment_target_s=1.0, skip_until_s=6.0, window_segments=12)
+
+
+async def test_delta_update_skips_old_segments(
+    origin: Origin, client: httpx.AsyncClient, strict_playlists: list[tuple[str, bytes]]
+) -> None:
+    feed = LiveFeeder(origin.registry, config=DELTA, frames=300)
+    feed.seconds(9.5)
+    r_full = await client.get("/live/s1/hi/index.m3u8")
+    r_delta = await client.get("/live/s1/hi/index.m3u8?_HLS_skip=YES")
+    r_v2 = await client.get("/live/s1/hi/index.m3u8?_HLS_skip=v2")
+    for r in (r_full, r_delta, r_v2):
+        assert r.status_code == 200 and r.headers["cache-control"] == "max-age=1"
+    full, delta, v2 = validate_all([r.content for r in (r_full, r_delta, r_v2)])
+    assert full["canSkipUntil"] == pytest.approx(6.0)  # six target durations
+    assert full["skipped"] == 0 and "#EXT-X-SKIP" not in r_full.text
+    skipped = delta["skipped"]
+    assert skipped >= 2
+    assert f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n" in r_delta.text
+    assert delta["mediaSequence"] == full["mediaSequence"] == 0
+    # The delta is the full playlist without its first `skipped` segments.
+    assert delta["segments"] == full["segments"][skipped:]
+    assert delta["segments"][0]["msn"] == skipped
+    # What was skipped lies beyond the skip boundary; what is listed does not.
+    from_end = [sum(s["duration"] or sum(s["parts"]) for s in full["segments"][i:])
+                for i in range(len(full["segments"]))]
+    assert from_end[skipped - 1] - full["segments"][skipped - 1]["duration"] >= 6.0
+    assert from_end[skipped] - full["segments"][skipped]["duration"] < 6.0
+    # v2 also skips date ranges; there are none, and the spec wants the empty list.
+    assert v2["segments"] == delta["segments"]
+    assert 'RECENTLY-REMOVED-DATERANGES=""' in r_v2.text
+    assert r_v2.text.replace(',RECENTLY-REMOVED-DATERANGES=""', "") == r_delta.text
+    assert len(strict_playlists) == 3  # and all three pass the strict parser
+
+
+async def test_blocking_reload_with_skip_returns_a_delta_when_the_part_lands(
+    origin: Origin, client: httpx.AsyncClient
+) -> None:
+    feed = LiveFeeder(origin.registry, config=DELTA, frames=300)
+    feed.seconds(8.2)
+    hint = m3u8.loads((await client.get("/live/s1/hi/index.m3u8")).text).preload_hint.uri
+    msn, part = (int(x) for x in hint.split(".")[:2])
+    results: list[httpx.Response] = []
+
+    async def reload() -> None:
+        results.append(await client.get(
+            f"/live/s1/hi/index.m3u8?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES"
+        ))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reload)
+            await parked(origin)
+            feed.parts(1)
+    r = results[0]
     assert r.status_code == 200
-    assert m3u8.loads(r.text).media_sequence == full.media_sequence
+    assert r.headers["cache-control"] == "public, max-age=30"  # its URL names the part
+    [delta] = validate_all([r.content])
+    assert delta["skipped"] >= 1
+    assert f'URI="{msn}.{part}.m4s"' in r.text
+    # A plain reload of the same moment is the full playlist, under its own URL.
+    full = await client.get("/live/s1/hi/index.m3u8")
+    assert "#EXT-X-SKIP" not in full.text and len(full.content) > len(r.content)
+
+
+async def test_skip_without_a_skip_boundary_returns_the_full_playlist(
+    origin: Origin, client: httpx.AsyncClient
+) -> None:
+    feed = LiveFeeder(origin.registry, config=PackagerConfig(segment_target_s=1.0))
+    feed.seconds(3.5)
+    plain = await client.get("/live/s1/hi/index.m3u8")
+    for value in ("YES", "v2"):
+        r = await client.get(f"/live/s1/hi/index.m3u8?_HLS_skip={value}")
+        assert r.content == plain.content
+    assert "CAN-SKIP-UNTIL" not in plain.text

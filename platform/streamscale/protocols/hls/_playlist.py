@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ._model import INIT_URI, Part, Segment, SegmentInfo, part_uri, segment_uri
 
+_SKIP_RE = re.compile(rb"^(#EXT-X-SKIP:SKIPPED-SEGMENTS=[0-9]+)\n", re.MULTILINE)
 LL_VERSION = 9  # EXT-X-SKIP/delta updates; PART etc. need at least 6
 CLASSIC_VERSION = 7
 
@@ -93,6 +95,32 @@ def media_header(
     if skipped:
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n")
     return "".join(lines)
+
+
+def part_target(
+    configured_s: float, complete: Iterable[Sequence[float]], open_s: Sequence[float]
+) -> float:
+    """PART-TARGET for the parts a playlist lists (complete segments' parts, then the open
+    segment's): the configured target, unless a listed part other than a segment's last
+    falls under 85% of it (frames too long to fill a part, or a target raised by a
+    timestamp gap); then the longest listed part, which every part reaches to the frame.
+    Compared as printed, so a strict parser reads the same numbers."""
+    target = float(duration(configured_s))
+    floor = 0.85 * target
+    longest = 0.0
+    short = False
+    for durations, last_exempt in [*((d, True) for d in complete), (open_s, False)]:
+        printed = [float(duration(d)) for d in durations]
+        longest = max(longest, *printed, 0.0)
+        checked = printed[:-1] if last_exempt else printed
+        short = short or any(d < floor for d in checked)
+    return longest if short else configured_s
+
+
+def skipping_dateranges(delta: bytes) -> bytes:
+    """A delta update answering `_HLS_skip=v2`: EXT-X-SKIP must then list the date ranges
+    removed since the skipped segments; there are never any, so the list is empty."""
+    return _SKIP_RE.sub(rb'\1,RECENTLY-REMOVED-DATERANGES=""\n', delta, count=1)
 
 
 def preload_hint(msn: int, index: int) -> str:

@@ -12,6 +12,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Iterator
+from typing import Literal
 
 from . import _playlist as pl
 from ._errors import HLSError
@@ -214,8 +215,17 @@ class Rendition:
             return None
         return max(self._config.skip_until_s, 6.0 * self.target_duration)
 
-    def media_playlist(self, *, low_latency: bool = True, skip: bool = False) -> bytes:
-        """The live media playlist bytes, rendered at most once per change."""
+    def media_playlist(
+        self, *, low_latency: bool = True, skip: bool | Literal["YES", "v2"] = False
+    ) -> bytes:
+        """The live media playlist bytes, rendered at most once per change.
+
+        `skip` asks for a delta update (`_HLS_skip=YES`, or `v2`, which also skips date
+        ranges: we have none, so it differs only by the empty removed-list the spec wants).
+        Without CAN-SKIP-UNTIL configured, the full playlist is the answer.
+        """
+        if skip == "v2" and low_latency:
+            return pl.skipping_dateranges(self.media_playlist(skip=True))
         if not low_latency:
             if self._classic is None or self._classic[0] != self.segment_version:
                 self._classic = (self.segment_version, self._render_classic())
@@ -244,30 +254,38 @@ class Rendition:
     def _render_ll(self, *, skip: bool) -> str:
         window = self._window()
         first = window[0].segment.msn if window else self._seg.msn
-        end_s = sum(p.duration_s for p in self._seg.parts)
+        open_parts = self._seg.parts
+        end_s = sum(p.duration_s for p in open_parts)
         if window:
-            end_s += window[-1].segment.start_s + window[-1].segment.duration_s
+            end_s += _end(window[-1])
         skip_until = self.skip_until_s()
         skipped = 0
         if skip and skip_until is not None:
             while skipped < len(window) and end_s - _end(window[skipped]) >= skip_until:
                 skipped += 1
-        parts_from_s = end_s - 3 * self.target_duration  # spec: drop parts older than 3 TD
+        listed = window[skipped:]
+        # The open segment (its parts, or just the preload hint) is a segment to a parser.
+        open_listed = not self._seg.ended and self._seg.open_start_s is not None
+        cut = len(listed) - _part_window(listed, end_s - 3 * self.target_duration, open_listed)
+        part_target_s = pl.part_target(
+            self.part_target_s,
+            [[p.duration_s for p in e.segment.parts] for e in listed[cut:]],
+            [p.duration_s for p in open_parts],
+        )
         text = pl.media_header(
             target_duration=self.target_duration,
             media_sequence=first,
-            part_target_s=self.part_target_s,
+            part_target_s=part_target_s,
             skip_until_s=skip_until,
             skipped=skipped,
         )
-        blocks = [e.with_parts if _end(e) > parts_from_s else e.plain for e in window[skipped:]]
-        text += "".join(blocks)
+        text += "".join(e.plain if i < cut else e.with_parts for i, e in enumerate(listed))
         if self._seg.ended:
             return text + "#EXT-X-ENDLIST\n"
-        if self._seg.parts:
+        if open_parts:
             text += pl.pdt_line(self._seg.open_pdt()) + self._open_block
-        if self._seg.open_start_s is not None:
-            text += pl.preload_hint(self._seg.msn, len(self._seg.parts))
+        if open_listed:
+            text += pl.preload_hint(self._seg.msn, len(open_parts))
         return text
 
     def vod_playlist(self) -> bytes:
@@ -294,6 +312,23 @@ class Rendition:
 
 def _end(entry: _Entry) -> float:
     return entry.segment.start_s + entry.segment.duration_s
+
+
+def _part_window(listed: list[_Entry], parts_from_s: float, open_listed: bool) -> int:
+    """How many of the last listed segments keep their EXT-X-PART tags.
+
+    RFC 8216bis 4.4.4.9: remove part tags once they are more than three target durations
+    from the end of the playlist. A segment keeps them only if it starts within that
+    span (so none of its parts lies further out), and at most the last three segments,
+    the open one counted, do: strict parsers read the rule by count.
+    """
+    allowed = 2 if open_listed else 3
+    count = 0
+    for entry in reversed(listed):
+        if count == allowed or entry.segment.start_s < parts_from_s - 1e-9:
+            break
+        count += 1
+    return count
 
 
 class Presentation:

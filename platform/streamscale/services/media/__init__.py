@@ -36,7 +36,9 @@ async def run(
             nursery=pipelines, streams=streams, registry=resources.media_registry(),
             rungs=[RUNGS[name] for name in media.rungs],
             packager=PackagerConfig(segment_target_s=media.segment_s,
-                                    part_target_s=media.part_s),
+                                    part_target_s=media.part_s,
+                                    window_segments=media.window_segments,
+                                    skip_until_s=media.skip_until_s or None),
             recordings_root=config.recordings_root, capacity=media.transcode_capacity,
             reconnect_grace_s=media.reconnect_grace_s,
         )

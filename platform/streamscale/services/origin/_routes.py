@@ -1,7 +1,8 @@
 """Origin routes: live playlists and media from the registry, recordings from disk.
 
     /live/<stream>/master.m3u8[?classic=1]   master_classic.m3u8
-    /live/<stream>/<rendition>/index.m3u8     LL-HLS, blocking reload (_HLS_msn/_part/_skip)
+    /live/<stream>/<rendition>/index.m3u8     LL-HLS, blocking reload (_HLS_msn/_part),
+                                              delta updates (_HLS_skip=YES|v2)
     /live/<stream>/<rendition>/classic.m3u8   init.mp4  <msn>.m4s  <msn>.<part>.m4s
     /vod/<stream>/master.m3u8   /vod/<stream>/<rendition>/{index.m3u8,init.mp4,<msn>.m4s}
 
@@ -113,7 +114,9 @@ class OriginRoutes:
             if current is None:
                 return not_found("stream is gone")
             rendition = current
-        body = rendition.media_playlist(skip=req.skip is not None)
+        # A delta update (`_HLS_skip`) is its own URL, so caches key it apart from the full
+        # playlist; combined with _HLS_msn it is the blocking answer, cached as one.
+        body = rendition.media_playlist(skip=req.skip or False)
         return PLAYLIST if req.msn is None else BLOCKING_PLAYLIST, body
 
     async def _resource(
