@@ -18,6 +18,17 @@ NAL_PPS = 8
 _NAL_AUD = 9
 # Profiles whose SPS carries chroma format, bit depths and scaling lists (H.264 7.3.2.1.1).
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+PROFILE_NAMES = {
+    66: "Baseline", 77: "Main", 88: "Extended", 100: "High", 110: "High 10",
+    122: "High 4:2:2", 244: "High 4:4:4 Predictive", 44: "CAVLC 4:4:4 Intra",
+    83: "Scalable Baseline", 86: "Scalable High", 118: "Multiview High", 128: "Stereo High",
+    134: "MFC High", 135: "MFC Depth High", 138: "Multiview Depth High",
+    139: "Enhanced Multiview Depth High",
+}  # fmt: skip
+# What every browser's MSE decodes (Chrome, Firefox, Safari; hardware decoders too):
+# Baseline, Main and High at 4:2:0, 8 bits. Anything else may fail in some of them.
+BROWSER_PROFILES = frozenset({66, 77, 100})
+_CHROMA_NAMES = {0: "4:0:0", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"}
 
 
 class _Bits:
@@ -122,6 +133,35 @@ class H264Config:
     def codec(self) -> str:
         """RFC 6381 string, avc1.PPCCLL from the three SPS bytes after the NAL header."""
         return f"avc1.{self.profile_idc:02x}{self.constraint_flags:02x}{self.level_idc:02x}"
+
+    @property
+    def profile_name(self) -> str:
+        return PROFILE_NAMES.get(self.profile_idc, f"profile {self.profile_idc}")
+
+    @property
+    def description(self) -> str:
+        """For logs and refusals, e.g. `High 4:4:4 Predictive, 4:4:4, 8-bit, 320x240`."""
+        chroma = _CHROMA_NAMES.get(self.chroma_format_idc, str(self.chroma_format_idc))
+        depth = max(self.bit_depth_luma, self.bit_depth_chroma)
+        return f"{self.profile_name}, {chroma}, {depth}-bit, {self.width}x{self.height}"
+
+    def browser_problem(self) -> str | None:
+        """Why a browser may fail to decode this stream, or None when every one can.
+
+        Browsers take Baseline, Main and High with 4:2:0 chroma at 8 bits (Chrome and
+        Firefox refuse High 4:4:4 and High 10 in MSE; Safari's hardware path too).
+        """
+        problems = []
+        if self.profile_idc not in BROWSER_PROFILES:
+            problems.append(f"profile {self.profile_name}")
+        if self.chroma_format_idc != 1:
+            chroma = _CHROMA_NAMES.get(self.chroma_format_idc, str(self.chroma_format_idc))
+            problems.append(f"chroma {chroma}")
+        if max(self.bit_depth_luma, self.bit_depth_chroma) > 8:
+            problems.append(f"{max(self.bit_depth_luma, self.bit_depth_chroma)}-bit")
+        if not problems:
+            return None
+        return f"{', '.join(problems)} (browsers decode Baseline/Main/High 4:2:0 8-bit)"
 
     @classmethod
     def from_sps_pps(cls, sps: bytes, pps: bytes) -> H264Config:

@@ -217,12 +217,19 @@ class _Session:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch_key, record.id, key_hash(key), revoked,
                                        nursery.cancel_scope)
-                    await self._pump(feed)
+                    try:
+                        await self._pump(feed)
+                    except PublishRefused as exc:  # the media is refused (e.g. its codec)
+                        revoked.append(str(exc))
                     nursery.cancel_scope.cancel()
                 if revoked:  # sent here, not by the watcher: one writer per socket
-                    with trio.move_on_after(1):
+                    with trio.move_on_after(2):
                         await self.stream.send_all(self.conn.reject_publish(
                             revoked[0], code="NetStream.Publish.Denied"))
+                        # Closing now would reset the socket under a publisher mid-write
+                        # (ffmpeg then says "Broken pipe"); let it read the status and go.
+                        while await self.stream.receive_some(RECEIVE_BYTES):
+                            pass
         except PublishRefused as exc:
             await self._refuse(str(exc))
 

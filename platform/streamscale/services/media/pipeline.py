@@ -25,6 +25,8 @@ import trio
 from ...protocols import flv
 from ...protocols.hls import (
     AudioTrack,
+    H264Config,
+    HLSError,
     PackagerConfig,
     Part,
     Presentation,
@@ -46,6 +48,8 @@ RUNGS: dict[str, RungSpec] = {r.name: r for r in (*DEFAULT_LADDER, *REFERENCE_LA
 FEED_QUEUE_TAGS = 256  # ~4 s of 30 fps video plus audio; past it the publisher waits
 AUDIO_BITRATE_BPS = 128_000
 AAC_FRAME_SAMPLES = 1024
+AUDIO_ONLY_AFTER_S = 2.0  # audio this long and no video sequence header: audio only
+AUDIO_RENDITION = "audio"  # the one rendition of an audio-only stream
 RECORDING_DRAIN_S = 10.0  # at most this long for a recording to reach the disk at the end
 ENDED_LINGER_S = 60.0  # an ended stream's playlists stay served this long, then are freed
 
@@ -62,8 +66,13 @@ class MediaStats:
 @dataclass
 class _Feed:
     send_channel: trio.MemorySendChannel[Tag]
+    pipeline: StreamPipeline
 
     async def send(self, tag: Tag) -> None:
+        """Raises PublishRefused once the pipeline has refused the media (the ingest then
+        sends the publisher an error status and closes the connection)."""
+        if self.pipeline.refusal is not None:
+            raise PublishRefused(self.pipeline.refusal)
         await self.send_channel.send(tag)
 
 
@@ -78,13 +87,17 @@ class StreamPipeline:
     nal_length_size: int = 4
     aac: flv.AACConfig | None = None
     asc: bytes = b""
+    audio_track: AudioTrack | None = None
+    video_declared: bool | None = None  # onMetaData's videocodecid: None when not sent
+    refusal: str | None = None  # why this publish is refused; the feed tells the ingest
     frame_rate: float = 30.0
     publishing: bool = False
     offset_ms: int = 0  # added to this publish's timestamps (continuity after reconnect)
     _session_first_ms: int | None = None
     _last_video_dts_ms: int = -1
     _audio_next: int | None = None  # next AAC dts in samples
-    _audio_last_ms: int = 0
+    _audio_last_ms: int = -1
+    _audio_waiting: list[tuple[bytes, int]] = field(default_factory=list)  # before any video
     _grace: trio.CancelScope | None = None
     renditions: dict[str, Rendition] = field(default_factory=dict)
     finished: trio.Event = field(default_factory=trio.Event)  # the stream has ended
@@ -93,12 +106,16 @@ class StreamPipeline:
 
     async def consume(self, tags: trio.MemoryReceiveChannel[Tag]) -> None:
         self._session_first_ms = None
+        self.refusal = None
         async with tags:
             async for tag in tags:
+                if self.refusal is not None:
+                    continue  # refused: the feed ends the publish at the next tag
                 if self._session_first_ms is None:
                     self._session_first_ms = tag.timestamp_ms
-                    if self._last_video_dts_ms >= 0:  # a reconnect: follow on from before
-                        self.offset_ms = self._last_video_dts_ms + 40 - tag.timestamp_ms
+                    last_ms = max(self._last_video_dts_ms, self._audio_last_ms)
+                    if last_ms >= 0:  # a reconnect: follow on from before
+                        self.offset_ms = last_ms + 40 - tag.timestamp_ms
                 ts = tag.timestamp_ms + self.offset_ms
                 try:
                     if tag.kind == "video":
@@ -107,9 +124,17 @@ class StreamPipeline:
                         self._audio(tag.payload, ts)
                     else:
                         self._script(tag.payload)
-                except flv.FLVError as exc:
+                except flv.FLVUnsupportedCodec as exc:
+                    self._refuse(str(exc))
+                except (flv.FLVError, HLSError) as exc:
                     self.hub.stats.flv_errors += 1
                     log.warning("stream %s: bad media from publisher: %s", self.stream_id, exc)
+
+    def _refuse(self, reason: str) -> None:
+        """End this publish with an RTMP error status carrying `reason` (via the feed)."""
+        self.refusal = reason
+        self.hub.stats.refused += 1
+        log.warning("stream %s: publish refused: %s", self.stream_id, reason)
 
     def _script(self, payload: bytes) -> None:
         try:
@@ -119,6 +144,8 @@ class StreamPipeline:
         fps = tag.properties.get("framerate")
         if isinstance(fps, int | float) and 1 <= fps <= 240:
             self.frame_rate = float(fps)
+        if tag.name == "onMetaData":  # ffmpeg and GStreamer leave videocodecid out if no video
+            self.video_declared = tag.properties.get("videocodecid") not in (None, 0, "")
 
     async def _video(self, payload: bytes, ts_ms: int) -> None:
         tag = flv.parse_video(payload, nal_length_size=self.nal_length_size)
@@ -168,10 +195,36 @@ class StreamPipeline:
     def _audio(self, payload: bytes, ts_ms: int) -> None:
         tag = flv.parse_audio(payload)
         if isinstance(tag, flv.AACSequenceHeader):
+            try:
+                self.audio_track = AudioTrack.from_asc(tag.config.raw)
+            except HLSError as exc:
+                self._refuse(f"cannot package the AAC audio: {exc}")
+                return
             self.aac, self.asc = tag.config, tag.config.raw
             return
-        if not isinstance(tag, flv.AACFrame) or self.presentation is None or self.aac is None:
+        if not isinstance(tag, flv.AACFrame) or self.aac is None:
             return
+        self._audio_last_ms = ts_ms
+        if self.presentation is None:
+            if self.ladder is not None:
+                return  # video is configured: audio joins at its first keyframe
+            # No video yet: hold the audio until video or the audio-only verdict.
+            self._audio_waiting.append((tag.data, ts_ms))
+            waited_ms = ts_ms - self._audio_waiting[0][1]
+            if self.video_declared is not False and waited_ms < AUDIO_ONLY_AFTER_S * 1000:
+                return
+            self._open_audio_only(waited_ms)
+            waiting, self._audio_waiting = self._audio_waiting, []
+            now = time.time()
+            for data, held_ms in waiting:  # PDT: as if each had arrived in real time
+                self._push_audio(data, held_ms, wallclock_s=now - (ts_ms - held_ms) / 1000)
+            return
+        self._push_audio(tag.data, ts_ms, wallclock_s=time.time())
+
+    def _push_audio(self, data: bytes, ts_ms: int, *, wallclock_s: float) -> None:
+        """Into every rendition with audio; the wall clock matters only when audio drives
+        the timeline (audio only), where it anchors PROGRAM-DATE-TIME."""
+        assert self.aac is not None
         rate = self.aac.sample_rate
         expected = self._audio_next
         from_ts = ts_ms * rate // 1000
@@ -181,7 +234,7 @@ class StreamPipeline:
         changed = False
         for rendition in self.renditions.values():
             if rendition.audio is not None:
-                events = rendition.push_audio(Sample(tag.data, dts=dts))
+                events = rendition.push_audio(Sample(data, dts=dts, wallclock_s=wallclock_s))
                 changed |= self._record(rendition, events)
         if changed:
             self.hub.registry.changed(self.stream_id)
@@ -194,12 +247,38 @@ class StreamPipeline:
     # -- ladder and presentation -------------------------------------------------------------
 
     async def _configure(self, record: bytes, nal_length_size: int) -> None:
-        if self.presentation is not None and self.avc_record:
-            # The publisher changed resolution or codec: a new presentation from here on.
+        audio_only = self.presentation is not None and self.ladder is None
+        if self.presentation is not None:
+            # New video: the publisher changed resolution or codec, or video came after an
+            # audio-only start. A new presentation from here on (players reload the master).
+            if audio_only:
+                log.info("stream %s: video after an audio-only start: a new presentation "
+                         "with video from the next keyframe", self.stream_id)
             await self._close_presentation()
-        self.avc_record, self.nal_length_size = record, nal_length_size
+        self._audio_waiting.clear()
+        self.ladder = None
         ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate)
-        await trio.to_thread.run_sync(ladder.configure, record, limiter=self.hub.limiter)
+        try:
+            await trio.to_thread.run_sync(ladder.configure, record, limiter=self.hub.limiter)
+        except TranscodeError as exc:
+            self._refuse(f"cannot decode the video: {exc}")
+            return
+        if ladder.source_problem is not None or audio_only:
+            # Work admission could not foresee (it assumed a 720p30 source the browsers
+            # decode, or released an audio-only stream's share): it must still fit.
+            admission = self.hub.admission.revise(self.stream_id, ladder.cost)
+            if not admission:
+                why = admission.reason
+                if ladder.source_problem is not None:
+                    why = f"the source must be transcoded ({ladder.source_problem}): {why}"
+                self._refuse(why)
+                return
+        if ladder.source_problem is not None:
+            log.warning("stream %s: source is %s: %s; transcoding the source rung "
+                        "(ladder cost %.2f)", self.stream_id,
+                        H264Config.from_extradata(record).description, ladder.source_problem,
+                        ladder.cost)
+        self.avc_record, self.nal_length_size = record, nal_length_size
         self.ladder = ladder
         # Admitted on an assumed 720p30 source; now the real size and rate are known.
         self.hub.admission.update(self.stream_id, ladder.cost)
@@ -221,7 +300,7 @@ class StreamPipeline:
         assert ladder is not None
         config = self.hub.packager
         presentation = Presentation(config)
-        audio = AudioTrack.from_asc(self.asc) if self.asc else None
+        audio = self.audio_track
         for name in ladder.rungs:
             spec = RUNGS.get(name)
             video_bps = (spec.video_bitrate_kbps * 1000 if spec and spec.video_bitrate_kbps
@@ -231,11 +310,28 @@ class StreamPipeline:
                 audio=audio, bandwidth_bps=video_bps + (AUDIO_BITRATE_BPS if audio else 0),
                 frame_rate=self.frame_rate,
             )
+        self._publish_presentation(presentation)
+        log.info("stream %s: packaging %s", self.stream_id, ", ".join(self.renditions))
+
+    def _open_audio_only(self, waited_ms: int) -> None:
+        """No video: one audio rendition (CODECS mp4a only); nothing to transcode."""
+        audio = self.audio_track
+        assert audio is not None
+        why = ("onMetaData declares no video" if self.video_declared is False else
+               f"no video sequence header in the first {waited_ms / 1000:.1f} s of audio")
+        presentation = Presentation(self.hub.packager)
+        self.renditions[AUDIO_RENDITION] = presentation.add_rendition(
+            AUDIO_RENDITION, audio=audio, bandwidth_bps=AUDIO_BITRATE_BPS)
+        self.hub.admission.update(self.stream_id, 0.0)
+        self._publish_presentation(presentation)
+        log.info("stream %s: %s: packaging audio only (%s)", self.stream_id, why,
+                 audio.config.codec)
+
+    def _publish_presentation(self, presentation: Presentation) -> None:
         self.presentation = presentation
         self.recorder = Recorder(self.hub.recordings_root, self.stream_id)
         self.hub.nursery.start_soon(self.recorder.run)
         self.hub.registry.publish(self.stream_id, presentation)
-        log.info("stream %s: packaging %s", self.stream_id, ", ".join(self.renditions))
 
     async def _close_presentation(self) -> None:
         ladder = self.ladder
@@ -323,7 +419,7 @@ class MediaHub:
         self.nursery.start_soon(consume)
         try:
             async with send:
-                yield _Feed(send)
+                yield _Feed(send, pipeline)
         finally:
             with trio.CancelScope(shield=True):
                 await done.wait()  # the pipeline has taken every tag sent

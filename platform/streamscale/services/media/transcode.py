@@ -12,6 +12,10 @@ rungs keep the source timeline: the k-th encoded frame (presentation order) gets
 source pts and the k-th source dts, which is never after its pts and equals the source
 dts at each IDR of a closed-GOP input.
 
+A source that browsers cannot decode (`H264Config.browser_problem`: 4:4:4, 10-bit,
+profiles beyond High) gets an encoded rung at its own size, 4:2:0 8-bit, in place of the
+passthrough and under its name; that rung counts in `cost` like any other.
+
 Under overload the ladder degrades instead of stalling: it tracks how far its encode
 time runs behind media time (`behind_s`, `load`) and the service calls
 `degrade_if_lagging()` (or `drop_most_expensive_rung()`) to shed the costliest rung.
@@ -51,6 +55,7 @@ from .transcode_rungs import (
     RungSpec,
     ladder_cost,
     parse_ladder,
+    source_rung_spec,
     usable_rungs,
 )
 
@@ -102,7 +107,8 @@ class Ladder:
     ) -> None:
         if frame_rate <= 0:
             raise ValueError("frame_rate must be positive")
-        self.specs = tuple(rungs)
+        self.specs = self._requested = tuple(rungs)
+        self.source_problem: str | None = None  # why the source rung is encoded, if it is
         self.frame_rate = frame_rate
         self.settings = settings
         self.max_consecutive_errors = max_consecutive_errors
@@ -144,6 +150,7 @@ class Ladder:
         self._avcc_record = bytes(avcc_record)
         self._length_size = (avcc_record[4] & 0x3) + 1
         self._source = (config.width, config.height)
+        self._stand_in_for_source(config)
         with mapped_errors("open codecs"):
             dec: Any = av.CodecContext.create("h264", "r")
             dec.extradata = self._avcc_record
@@ -165,6 +172,19 @@ class Ladder:
         self._pending.clear()
         self._dts_queue.clear()
         self._last_dts_out = None
+
+    def _stand_in_for_source(self, config: H264Config) -> None:
+        """Browsers cannot decode every H.264 (4:4:4, 10-bit, ...): then the source rung
+        is encoded at the source size under the same name instead of passed through."""
+        passthrough = next((r for r in self._requested if r.passthrough), None)
+        self.specs, self._source_name = self._requested, passthrough.name if passthrough else None
+        self.source_problem = config.browser_problem() if passthrough else None
+        if passthrough is None or self.source_problem is None:
+            return
+        stand_in = source_rung_spec(passthrough.name, config.width, config.height,
+                                    self.frame_rate)
+        self.specs = tuple(stand_in if r is passthrough else r for r in self._requested)
+        self._source_name = None
 
     @property
     def configured(self) -> bool:

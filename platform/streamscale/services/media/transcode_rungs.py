@@ -127,6 +127,15 @@ def parse_ladder(items: Sequence[Mapping[str, Any]]) -> list[RungSpec]:
     return rungs
 
 
+def source_rung_spec(name: str, width: int, height: int, fps: float) -> RungSpec:
+    """The encoded rung that stands in for the passthrough when browsers cannot decode the
+    source (4:4:4, 10-bit, ...): the source size (height rounded down to even, as 4:2:0
+    needs), 3000 kbps per 720p30 of pixel rate (the 720p rung's figure), 400-8000 kbps."""
+    even = max(16, height - height % 2)
+    kbps = round(3000 * width * even * fps / (1280 * 720 * 30))
+    return RungSpec(name=name, height=even, video_bitrate_kbps=min(8000, max(400, kbps)))
+
+
 def usable_rungs(rungs: Sequence[RungSpec], source_height: int) -> list[RungSpec]:
     """The rungs worth encoding for a source: never upscale (passthrough always kept)."""
     return [r for r in rungs if r.passthrough or r.height <= source_height]
@@ -227,6 +236,26 @@ class AdmissionControl:
             log.warning("admission refused: %s", reason)
             return Admission(False, cost, reason)
         self._costs[stream_id] = cost
+        return Admission(True, cost)
+
+    def revise(self, stream_id: str, cost: float) -> Admission:
+        """Raise (or lower) an admitted stream's cost if it still fits; refused otherwise.
+
+        For work found only once the media arrives (a source that must be transcoded):
+        a refusal keeps the old cost, and the caller ends the publish.
+        """
+        old = self._costs.get(stream_id)
+        if old is None:
+            return Admission(False, cost, f"stream {stream_id} was not admitted")
+        free = self.capacity - (self.used - old)
+        if cost > old and cost > free + 1e-9:
+            reason = (
+                f"transcode capacity exceeded: stream {stream_id} needs {cost:.2f} "
+                f"720p30-equivalents, {free:.2f} of {self.capacity:.2f} free"
+            )
+            log.warning("admission refused: %s", reason)
+            return Admission(False, cost, reason)
+        self._costs[stream_id] = max(0.0, cost)
         return Admission(True, cost)
 
     def update(self, stream_id: str, cost: float) -> None:
