@@ -1,314 +1,189 @@
-"""Pure parts of the glass-to-glass bench: read media timestamps, playlists, play out.
+"""Pure parts of the glass-to-glass bench: the barcode, FLV tags, per-frame stage arithmetic.
 
-Nothing here does I/O or reads a clock: the bench's live tasks record what arrived when,
-and these functions turn those records into per-frame latencies (so they can be tested).
+Nothing here does I/O or reads a clock, so it is tested in tests/bench/.
 
-- `fmp4_video_dts` / `ts_video_dts`: the decode timestamps (90 kHz) of every video frame
-  in an fMP4 part/segment (tfdt + trun) or an MPEG-TS segment (PES headers).
-- `parse_playlist`: the few tags a player model needs (parts, segments, hold-backs).
-- `Playout`: a player's presentation clock: real time from a join point, stalling when a
-  frame arrives after it is due; latency = presentation wall time - publish wall time.
+- Barcode: the publisher paints the capture wall-clock time into the top-left corner of
+  every frame; web/player_probe.html reads it back from each displayed frame. A 25 x 2
+  grid of 48 px cells at 1280x720 (24 px at 360p): cell 0 white, cell 1 black (the
+  threshold), then 40 bits of epoch ms mod 2^40 and an 8-bit checksum (sum of those five
+  bytes mod 256), most significant bit first, row by row. `paint_barcode` writes it into
+  a yuv420p frame; `read_barcode` is the page's decoder in Python (for the tests).
+- `FlvReader`: splits an FLV byte stream (ffmpeg's output) into tags, incrementally.
+- `stages`: per displayed frame, the time spent in each stage from capture to display.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import struct
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-VIDEO_TIMESCALE = 90_000
+import numpy as np
+import numpy.typing as npt
 
-# -- fMP4 -----------------------------------------------------------------------------------
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+COLS, ROWS, CELL = 25, 2, 48  # cells, at WIDTH x HEIGHT
+WHITE, BLACK = 235, 16  # video-range luma
+TIME_BITS = 40
+WRAP_MS = 1 << TIME_BITS
 
-
-def _boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, box end) for each box in data[start:end]."""
-    end = len(data) if end is None else end
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            raise ValueError(f"truncated {kind!r} box at {pos}")
-        yield kind, pos + header, pos + size
-        pos += size
+# -- barcode ----------------------------------------------------------------------------------
 
 
-def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    for k, s, e in _boxes(data, start, end):
-        if k == kind:
-            return s, e
-    return None
+def barcode_bits(epoch_ms: int) -> list[int]:
+    value = epoch_ms % WRAP_MS
+    data = value.to_bytes(5, "big")
+    check = sum(data) % 256
+    return [1, 0] + [(byte >> (7 - j)) & 1 for byte in (*data, check) for j in range(8)]
 
 
-def init_video_track(init: bytes) -> tuple[int, int]:
-    """(track id, timescale) of the first video track of an fMP4 init segment."""
-    moov = _child(init, 0, len(init), b"moov")
-    if moov is None:
-        raise ValueError("init segment has no moov")
-    for kind, start, end in _boxes(init, *moov):
-        if kind != b"trak":
-            continue
-        tkhd = _child(init, start, end, b"tkhd")
-        mdia = _child(init, start, end, b"mdia")
-        if tkhd is None or mdia is None:
-            continue
-        mdhd = _child(init, *mdia, b"mdhd")
-        hdlr = _child(init, *mdia, b"hdlr")
-        if mdhd is None or hdlr is None or init[hdlr[0] + 8 : hdlr[0] + 12] != b"vide":
-            continue
-        v1 = init[tkhd[0]] == 1
-        track_id = struct.unpack_from(">I", init, tkhd[0] + (20 if v1 else 12))[0]
-        v1 = init[mdhd[0]] == 1
-        timescale = struct.unpack_from(">I", init, mdhd[0] + (20 if v1 else 12))[0]
-        return int(track_id), int(timescale)
-    raise ValueError("init segment has no video track")
+def paint_barcode(frame: npt.NDArray[np.uint8], epoch_ms: int) -> None:
+    """Paint `epoch_ms` into a yuv420p frame (WIDTH x HEIGHT, flat array) in place."""
+    y = frame[: WIDTH * HEIGHT].reshape(HEIGHT, WIDTH)
+    chroma = WIDTH * HEIGHT // 4
+    u = frame[WIDTH * HEIGHT : WIDTH * HEIGHT + chroma].reshape(HEIGHT // 2, WIDTH // 2)
+    v = frame[WIDTH * HEIGHT + chroma :].reshape(HEIGHT // 2, WIDTH // 2)
+    for k, bit in enumerate(barcode_bits(epoch_ms)):
+        col, row = k % COLS, k // COLS
+        y[row * CELL : (row + 1) * CELL, col * CELL : (col + 1) * CELL] = WHITE if bit else BLACK
+    h, w = ROWS * CELL // 2, COLS * CELL // 2
+    u[:h, :w] = 128
+    v[:h, :w] = 128
 
 
-def fmp4_video_dts(data: bytes, track_id: int = 1) -> list[int]:
-    """Decode timestamps of every sample of `track_id` in one or more moof+mdat pairs."""
-    out: list[int] = []
-    for kind, start, end in _boxes(data):
-        if kind != b"moof":
-            continue
-        for k, s, e in _boxes(data, start, end):
-            if k != b"traf":
-                continue
-            tfhd = _child(data, s, e, b"tfhd")
-            tfdt = _child(data, s, e, b"tfdt")
-            if tfhd is None or tfdt is None:
-                continue
-            flags = int.from_bytes(data[tfhd[0] + 1 : tfhd[0] + 4], "big")
-            if struct.unpack_from(">I", data, tfhd[0] + 4)[0] != track_id:
-                continue
-            pos = tfhd[0] + 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
-            default_dur = struct.unpack_from(">I", data, pos)[0] if flags & 0x08 else 0
-            v1 = data[tfdt[0]] == 1
-            dts = struct.unpack_from(">Q" if v1 else ">I", data, tfdt[0] + 4)[0]
-            for kk, ts, _te in _boxes(data, s, e):
-                if kk != b"trun":
-                    continue
-                tflags = int.from_bytes(data[ts + 1 : ts + 4], "big")
-                count = struct.unpack_from(">I", data, ts + 4)[0]
-                pos = ts + 8 + (4 if tflags & 0x01 else 0) + (4 if tflags & 0x04 else 0)
-                fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if tflags & bit]
-                for _ in range(count):
-                    dur = default_dur
-                    for bit in fields:
-                        if bit == 0x100:
-                            dur = struct.unpack_from(">I", data, pos)[0]
-                        pos += 4
-                    out.append(dts)
-                    dts += dur
-    return out
+def read_barcode(luma: npt.NDArray[np.uint8]) -> int | None:
+    """The page's decoder on a luma plane of any size (the picture scaled as a whole):
+    mean of the middle half of each cell, threshold halfway between the reference cells.
+    Returns epoch ms mod 2^40, or None when the checksum fails."""
+    height, width = luma.shape
+    cw, ch = width * CELL / WIDTH, height * CELL / HEIGHT
+
+    def cell(k: int) -> float:
+        col, row = k % COLS, k // COLS
+        x0, y0 = int((col + 0.25) * cw), int((row + 0.25) * ch)
+        x1, y1 = int((col + 0.75) * cw), int((row + 0.75) * ch)
+        return float(luma[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)].mean())
+
+    white, black = cell(0), cell(1)
+    if white - black < 60:
+        return None
+    bits = [1 if cell(k) > (white + black) / 2 else 0 for k in range(2, COLS * ROWS)]
+    data = [int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, 48, 8)]
+    if sum(data[:5]) % 256 != data[5]:
+        return None
+    return int.from_bytes(bytes(data[:5]), "big")
 
 
-# -- MPEG-TS --------------------------------------------------------------------------------
-
-
-def _pes_timestamp(b: bytes) -> int:
-    return ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
-
-
-def ts_video_dts(data: bytes) -> list[int]:
-    """DTS (PTS when no DTS) of every H.264 PES in an MPEG-TS segment, 90 kHz, unwrapped."""
-    pmt_pid = video_pid = None
-    out: list[int] = []
-    for pos in range(0, len(data) - 187, 188):
-        pkt = data[pos : pos + 188]
-        if pkt[0] != 0x47:
-            raise ValueError(f"lost TS sync at byte {pos}")
-        pusi = bool(pkt[1] & 0x40)
-        pid = (pkt[1] & 0x1F) << 8 | pkt[2]
-        payload = 4
-        if pkt[3] & 0x20:
-            payload += 1 + pkt[4]
-        if not pkt[3] & 0x10 or payload >= 188:
-            continue
-        body = pkt[payload:]
-        if pid == 0 and pusi:
-            sec = body[1 + body[0] :]
-            pmt_pid = (sec[10] & 0x1F) << 8 | sec[11]  # first program
-        elif pid == pmt_pid and pusi:
-            sec = body[1 + body[0] :]
-            length = (sec[1] & 0x0F) << 8 | sec[2]
-            i = 12 + ((sec[10] & 0x0F) << 8 | sec[11])
-            while i + 5 <= 3 + length - 4:
-                stype, epid = sec[i], (sec[i + 1] & 0x1F) << 8 | sec[i + 2]
-                if stype in (0x1B, 0x24) and video_pid is None:
-                    video_pid = epid
-                i += 5 + ((sec[i + 3] & 0x0F) << 8 | sec[i + 4])
-        elif pid == video_pid and pusi and body[:3] == b"\x00\x00\x01":
-            pts_dts = body[7] >> 6
-            if pts_dts == 3:
-                out.append(_pes_timestamp(body[14:19]))
-            elif pts_dts == 2:
-                out.append(_pes_timestamp(body[9:14]))
-    for i in range(1, len(out)):  # 33-bit wrap
-        while out[i] < out[i - 1] - (1 << 32):
-            out[i] += 1 << 33
-    return out
-
-
-# -- playlists ------------------------------------------------------------------------------
-
-_ATTR_RE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
-_PART_URI_RE = re.compile(r"(\d+)\.(\d+)\.m4s$")
-
-
-def _attrs(line: str) -> dict[str, str]:
-    return {k: v.strip('"') for k, v in _ATTR_RE.findall(line.partition(":")[2])}
+# -- FLV --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
-    """A part or a segment as listed; `start_s` counts from the first listed segment."""
-
-    uri: str
-    msn: int
-    index: int  # part index in its segment; -1 for a whole segment
-    start_s: float
-    duration_s: float
-    independent: bool
+class FlvTag:
+    kind: int  # 8 audio, 9 video, 18 script
+    timestamp_ms: int
+    body: bytes
 
     @property
-    def end_s(self) -> float:
-        return self.start_s + self.duration_s
-
-
-@dataclass
-class Playlist:
-    target_duration_s: float = 0.0
-    media_sequence: int = 0
-    part_hold_back_s: float | None = None
-    hold_back_s: float | None = None
-    segments: list[Item] = field(default_factory=list)
-    parts: list[Item] = field(default_factory=list)
-    preload_uri: str | None = None
-    ended: bool = False
+    def is_video_frame(self) -> bool:
+        """An AVC NALU tag (not a sequence header)."""
+        return self.kind == 9 and len(self.body) >= 5 and self.body[1] == 1
 
     @property
-    def end_s(self) -> float:
-        ends = [i.end_s for i in (self.segments[-1:] + self.parts[-1:])]
-        return max(ends, default=0.0)
+    def pts_ms(self) -> int:
+        """Timestamp plus the AVC composition time (signed 24 bits)."""
+        cts = int.from_bytes(self.body[2:5], "big")
+        if cts & 0x800000:
+            cts -= 1 << 24
+        return self.timestamp_ms + cts
 
 
-def parse_playlist(text: str) -> Playlist:
-    """The tags the player models use, from a live media playlist (LL-HLS or classic)."""
-    pl = Playlist()
-    seg_start = part_start = 0.0
-    in_segment = 0  # parts seen for the segment being listed
-    pending: float | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#EXT-X-TARGETDURATION:"):
-            pl.target_duration_s = float(line.partition(":")[2])
-        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            pl.media_sequence = int(line.partition(":")[2])
-        elif line.startswith("#EXT-X-SERVER-CONTROL:"):
-            attrs = _attrs(line)
-            if "PART-HOLD-BACK" in attrs:
-                pl.part_hold_back_s = float(attrs["PART-HOLD-BACK"])
-            if "HOLD-BACK" in attrs:
-                pl.hold_back_s = float(attrs["HOLD-BACK"])
-        elif line.startswith("#EXT-X-PART:"):
-            attrs = _attrs(line)
-            uri, duration = attrs["URI"], float(attrs["DURATION"])
-            msn = pl.media_sequence + len(pl.segments)
-            match = _PART_URI_RE.search(uri)
-            if in_segment == 0:
-                part_start = seg_start
-            pl.parts.append(Item(uri, msn, int(match[2]) if match else in_segment, part_start,
-                                 duration, attrs.get("INDEPENDENT") == "YES"))
-            part_start += duration
-            in_segment += 1
-        elif line.startswith("#EXTINF:"):
-            pending = float(line.partition(":")[2].split(",")[0])
-        elif line.startswith("#EXT-X-PRELOAD-HINT:"):
-            attrs = _attrs(line)
-            if attrs.get("TYPE") == "PART":
-                pl.preload_uri = attrs.get("URI")
-        elif line == "#EXT-X-ENDLIST":
-            pl.ended = True
-        elif line and not line.startswith("#") and pending is not None:
-            msn = pl.media_sequence + len(pl.segments)
-            pl.segments.append(Item(line, msn, -1, seg_start, pending, True))
-            seg_start += pending
-            pending, in_segment = None, 0
-    return pl
+class FlvReader:
+    """Incremental FLV demuxer: feed bytes, take complete tags."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._header_done = False
+
+    def feed(self, data: bytes) -> list[FlvTag]:
+        self._buf += data
+        tags: list[FlvTag] = []
+        if not self._header_done:
+            if len(self._buf) < 13:
+                return tags
+            if self._buf[:3] != b"FLV":
+                raise ValueError("not an FLV stream")
+            offset = struct.unpack_from(">I", self._buf, 5)[0]
+            del self._buf[: offset + 4]
+            self._header_done = True
+        while len(self._buf) >= 11:
+            kind = self._buf[0] & 0x1F
+            size = int.from_bytes(self._buf[1:4], "big")
+            if len(self._buf) < 11 + size + 4:
+                break
+            ts = int.from_bytes(self._buf[4:7], "big") | self._buf[7] << 24
+            tags.append(FlvTag(kind, ts, bytes(self._buf[11 : 11 + size])))
+            del self._buf[: 11 + size + 4]
+        return tags
 
 
-def join_target_s(pl: Playlist, hold_back_s: float) -> float:
-    """The playlist-relative media time a player starts presenting at: the end minus the
-    hold-back (RFC 8216bis 6.3.3: never closer to the end than that), clamped at 0."""
-    return max(0.0, pl.end_s - hold_back_s)
+# -- per-frame stages ------------------------------------------------------------------------
 
 
-def covering(items: Iterable[Item], t_s: float) -> Item | None:
-    """The listed item whose span holds t_s (the last one if t_s is at the very end)."""
-    last = None
-    for item in items:
-        last = item
-        if item.start_s <= t_s < item.end_s:
-            return item
-    return last if last is not None and math.isclose(t_s, last.end_s) else None
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What the publisher knows of one frame (monotonic seconds)."""
+
+    index: int
+    captured_s: float
+    published_s: float | None = None
+    dts_ms: int | None = None
+    pts_ms: int | None = None
 
 
-# -- playout --------------------------------------------------------------------------------
-
-
-@dataclass
-class Playout:
-    """A player's presentation clock: plays in real time from the join frame; a frame that
-    arrives after it is due stalls playback until it arrives (and later frames follow)."""
-
-    start_dts: int  # first presented frame (90 kHz)
-    start_wall_s: float  # when it is presented
-    stall_s: float = 0.0
-    stalls: int = 0
-
-    def present(self, dts: int, arrived_wall_s: float) -> float | None:
-        """Presentation wall time of the frame at `dts` (frames in decode order), or None
-        for a frame before the join point (decoded, never shown)."""
-        if dts < self.start_dts:
-            return None
-        due = self.start_wall_s + (dts - self.start_dts) / VIDEO_TIMESCALE + self.stall_s
-        if arrived_wall_s > due + 1e-9:
-            self.stall_s += arrived_wall_s - due
-            self.stalls += 1
-            due = arrived_wall_s
-        return due
-
-
-def frame_latencies(
-    arrivals: Iterable[tuple[float, list[int]]],
-    sent_s: Mapping[int, float],
+def stages(
+    shown: Iterable[tuple[Frame, str, float]],
     *,
-    offset_90k: int = 0,
-    playout: Playout | None = None,
-    first_sent_ms: int | None = None,
-) -> dict[int, float]:
-    """Per frame (publisher dts, ms): when it was playable (or presented, with `playout`)
-    minus when it was sent. `arrivals` are (wall time, video dts list) per part/segment;
-    each frame counts once, at its first arrival; frames sent before `first_sent_ms`
-    (warm-up) are left out."""
-    out: dict[int, float] = {}
-    for wall_s, dts_list in arrivals:
-        for dts in dts_list:
-            ms = round((dts - offset_90k) / 90)
-            if ms in out or ms not in sent_s:
-                continue
-            at = wall_s if playout is None else playout.present(dts, wall_s)
-            if at is None or (first_sent_ms is not None and ms < first_sent_ms):
-                continue
-            out[ms] = at - sent_s[ms]
+    pipeline_in: Mapping[int, float],
+    ladder_out: Mapping[tuple[str, int], float],
+    part_closed: Mapping[tuple[str, int], float],
+) -> dict[str, list[float]]:
+    """Per displayed frame (frame, rung played, displayed at, monotonic s): seconds spent
+    capture -> publish (publisher's encoder), publish -> ingest (socket, RTMP, channel),
+    ingest -> ladder output (decode, reorder, scale, encode), ladder -> part closed (the
+    part filling up), part closed -> displayed (player: fetch, buffer, hold-back, decode).
+    Only frames traced through every stage count, so the stages add up per frame."""
+    names = ("capture -> publish (encoder)", "publish -> ingest",
+             "ingest -> ladder output", "ladder output -> part closed",
+             "part available -> displayed", "glass to glass")
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for frame, rung, displayed_s in shown:
+        if frame.published_s is None or frame.dts_ms is None or frame.pts_ms is None:
+            continue
+        ingest = pipeline_in.get(frame.dts_ms)
+        ladder = ladder_out.get((rung, frame.pts_ms))
+        closed = part_closed.get((rung, frame.pts_ms))
+        if ingest is None or ladder is None or closed is None:
+            continue
+        marks = [frame.captured_s, frame.published_s, ingest, ladder, closed, displayed_s]
+        for name, a, b in zip(names, marks, marks[1:], strict=False):
+            out[name].append(b - a)
+        out["glass to glass"].append(displayed_s - frame.captured_s)
+    return out
+
+
+def parts_closed(events: Iterable[tuple[str, int, float, int]]) -> dict[tuple[str, int], float]:
+    """(rung, pts ms) -> when the part holding that frame closed, from the packager tap's
+    (rung, pts ms, time, parts closed by pushing this frame) in push order: a frame that
+    closes parts opens the next one, so the frames before it are the closed part's."""
+    out: dict[tuple[str, int], float] = {}
+    open_frames: dict[str, list[int]] = {}
+    for rung, pts_ms, at_s, closed in events:
+        pending = open_frames.setdefault(rung, [])
+        if closed:
+            out.update(((rung, ms), at_s) for ms in pending)
+            pending.clear()
+        pending.append(pts_ms)
     return out
 
 

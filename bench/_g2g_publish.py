@@ -1,10 +1,13 @@
-"""The bench's publisher: a pre-encoded clip sent over RTMP in real time, as OBS would.
+"""The bench's publisher, as an OBS user's: frames captured in real time, encoded by x264
+(veryfast, default tune, a keyframe every 2 s) with AAC audio, sent over RTMP.
 
-The clip (lavfi testsrc2, 720p30, libx264 zerolatency, AAC) is encoded once with the
-ffmpeg CLI into bench/out/ and read back with PyAV; the sans-I/O client in
-streamscale.testing.rtmp_client frames it. Each video frame's publish time is its place
-on the publisher's real-time schedule (start + dts), so a server that pushes back on the
-socket shows up as latency instead of hiding it.
+- Capture: a 720p30 testsrc2 loop (rendered once by ffmpeg), each frame stamped with
+  its capture wall-clock time as a barcode (`_g2g_media.paint_barcode`) right when it is
+  due, then written to the encoder's stdin.
+- Encode: the ffmpeg CLI, rawvideo in, FLV out on stdout (flushed per packet).
+- Publish: the sans-I/O RTMP client in streamscale.testing.rtmp_client relays each FLV tag
+  the moment ffmpeg writes it, and notes when each video frame went out; so the encoder's
+  delay (capture -> publish) is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -14,84 +17,51 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
+import numpy as np
 import trio
+from _g2g_media import FPS, HEIGHT, WIDTH, FlvReader, FlvTag, Frame, paint_barcode
 
 from streamscale.protocols.rtmp import NEED_DATA
-from streamscale.testing.rtmp_client import (
-    ClientConnection,
-    ServerCommand,
-    aac_frame,
-    aac_sequence_header,
-    avc_sequence_header,
-    avc_video,
-)
+from streamscale.testing.rtmp_client import ClientConnection, ServerCommand
 
 FFMPEG = "/usr/bin/ffmpeg"
-FPS = 30
-WIDTH, HEIGHT = 1280, 720
+FRAME_BYTES = WIDTH * HEIGHT * 3 // 2
+LOOP_FRAMES = 60
 
 
-@dataclass(frozen=True)
-class Clip:
-    avc_record: bytes
-    asc: bytes
-    packets: list[tuple[int, str, bytes]]  # (dts ms, "video" | "audio", FLV tag body)
-
-
-def make_clip(out_dir: Path, *, gop_s: float, seconds: float) -> Path:
-    """testsrc2 720p30 + a sine, libx264 veryfast zerolatency, fixed GOP (no scenecut)."""
-    gop = round(gop_s * FPS)
-    path = out_dir / f"g2g_720p30_gop{gop}_{seconds:g}s.flv"
+def background(out_dir: Path) -> np.ndarray:
+    """LOOP_FRAMES of testsrc2 at 720p, yuv420p, rendered once into out_dir."""
+    path = out_dir / f"g2g_testsrc2_{WIDTH}x{HEIGHT}_{LOOP_FRAMES}.yuv"
     if not path.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [FFMPEG, "-v", "error", "-y",
-             "-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}",
-             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-             "-t", f"{seconds:g}", "-c:v", "libx264", "-preset", "veryfast",
-             "-tune", "zerolatency", "-g", str(gop), "-keyint_min", str(gop),
-             "-sc_threshold", "0", "-b:v", "3500k", "-maxrate", "3500k", "-bufsize", "3500k",
-             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(path)],
-            check=True,
-        )  # fmt: skip
-    return path
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}", "-frames:v",
+                        str(LOOP_FRAMES), "-pix_fmt", "yuv420p", "-f", "rawvideo", str(path)],
+                       check=True)
+    frames = np.fromfile(path, dtype=np.uint8)
+    return frames.reshape(LOOP_FRAMES, FRAME_BYTES)
 
 
-def _nal_units(avcc: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos + 4 <= len(avcc):
-        size = int.from_bytes(avcc[pos : pos + 4], "big")
-        out.append(avcc[pos + 4 : pos + 4 + size])
-        pos += 4 + size
-    return out
-
-
-def read_clip(path: Path) -> Clip:
-    packets: list[tuple[int, str, bytes]] = []
-    with av.open(str(path)) as container:
-        video, audio = container.streams.video[0], container.streams.audio[0]
-        record = bytes(video.codec_context.extradata or b"")
-        asc = bytes(audio.codec_context.extradata or b"")
-        for p in container.demux(video, audio):
-            if not p.size or p.dts is None:
-                continue
-            dts_ms = int(p.dts * p.time_base * 1000)
-            if p.stream.type == "video":
-                cts = int(((p.pts or p.dts) - p.dts) * p.time_base * 1000)
-                body = avc_video(_nal_units(bytes(p)), keyframe=bool(p.is_keyframe),
-                                 composition_time_ms=cts)
-                packets.append((dts_ms, "video", body))
-            else:
-                packets.append((dts_ms, "audio", aac_frame(bytes(p))))
-    packets.sort(key=lambda x: (x[0], x[1] != "video"))
-    return Clip(record, asc, packets)
+def encoder_cmd(gop_s: float) -> list[str]:
+    """x264 veryfast with the default tune (B-frames, lookahead, frame threads), as OBS
+    sends by default, a keyframe every gop_s exactly; AAC from a real-time sine."""
+    gop = round(gop_s * FPS)
+    return [FFMPEG, "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}",
+            "-r", str(FPS), "-i", "pipe:0",
+            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-map", "0:v", "-map", "1:a", "-shortest",
+            "-c:v", "libx264", "-preset", "veryfast", "-g", str(gop), "-keyint_min", str(gop),
+            "-sc_threshold", "0", "-b:v", "3500k", "-maxrate", "3500k", "-bufsize", "7000k",
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+            "-flush_packets", "1", "-f", "flv", "pipe:1"]  # fmt: skip
 
 
 @dataclass
 class Published:
-    sent_s: dict[int, float] = field(default_factory=dict)  # video dts ms -> monotonic s
-    late_s: list[float] = field(default_factory=list)  # send_all done - schedule
+    frames: dict[int, Frame] = field(default_factory=dict)  # by frame index
+    by_epoch_ms: dict[int, int] = field(default_factory=dict)  # barcode value -> index
+    video_tags: int = 0
     start_s: float = 0.0
 
 
@@ -129,49 +99,101 @@ class _Session:
             try:
                 await self.receive()
             except (ConnectionError, trio.BrokenResourceError):
-                return  # after deleteStream the server may close first
+                return
             while self.conn.next_event() is not NEED_DATA:
                 pass
 
 
-async def publish(host: str, port: int, app: str, key: str, clip: Clip, out: Published) -> None:
-    """Handshake, connect, publish `key`, then send the clip on its real-time schedule."""
-    stream = await trio.open_tcp_stream(host, port)
-    async with stream, trio.open_nursery() as nursery:
-        s = _Session(stream)
-        await s.send(s.conn.initiate())
-        while True:  # S0+S1+S2 in; the client then queues C2
-            s.conn.next_event()
-            if c2 := s.conn.data_to_send():
-                await s.send(c2)
-                break
-            await s.receive()
-        await s.send(s.conn.set_chunk_size(4096))
-        await s.send(s.conn.connect(app, f"rtmp://{host}:{port}/{app}"))
-        await s.until("_result")
-        await s.send(s.conn.release_stream(key) + s.conn.fc_publish(key))
-        await s.send(s.conn.create_stream())
-        result = await s.until("_result", 4.0)
-        stream_id = int(result.args[0]) if result.args and isinstance(result.args[0], float) else 1
-        await s.send(s.conn.publish(stream_id, key))
-        status = await s.until("onStatus")
-        if status.status_code != "NetStream.Publish.Start":
-            raise ConnectionError(f"publish not started: {status.status_code}")
-        nursery.start_soon(s.drain)
-        await s.send(s.conn.metadata(stream_id, {
-            "width": float(WIDTH), "height": float(HEIGHT), "framerate": float(FPS),
-            "videocodecid": 7.0, "audiocodecid": 10.0}))
-        await s.send(s.conn.video(stream_id, 0, avc_sequence_header(clip.avc_record)))
-        await s.send(s.conn.audio(stream_id, 0, aac_sequence_header(clip.asc)))
-        out.start_s = start = time.monotonic() + 0.05
-        for dts_ms, kind, body in clip.packets:
-            due = start + dts_ms / 1000
-            await trio.sleep(max(0.0, due - time.monotonic()))
-            if kind == "video":
-                await s.send(s.conn.video(stream_id, dts_ms, body))
-                out.sent_s[dts_ms] = due
-                out.late_s.append(time.monotonic() - due)
-            else:
-                await s.send(s.conn.audio(stream_id, dts_ms, body))
-        await s.send(s.conn.fc_unpublish(key) + s.conn.delete_stream(stream_id))
-        nursery.cancel_scope.cancel()
+async def _open_publish(host: str, port: int, app: str, key: str) -> tuple[_Session, int]:
+    s = _Session(await trio.open_tcp_stream(host, port))
+    await s.send(s.conn.initiate())
+    while True:  # S0+S1+S2 in; the client then queues C2
+        s.conn.next_event()
+        if c2 := s.conn.data_to_send():
+            await s.send(c2)
+            break
+        await s.receive()
+    await s.send(s.conn.set_chunk_size(4096))
+    await s.send(s.conn.connect(app, f"rtmp://{host}:{port}/{app}"))
+    await s.until("_result")
+    await s.send(s.conn.release_stream(key) + s.conn.fc_publish(key))
+    await s.send(s.conn.create_stream())
+    result = await s.until("_result", 4.0)
+    stream_id = int(result.args[0]) if result.args and isinstance(result.args[0], float) else 1
+    await s.send(s.conn.publish(stream_id, key))
+    status = await s.until("onStatus")
+    if status.status_code != "NetStream.Publish.Start":
+        raise ConnectionError(f"publish not started: {status.status_code}")
+    return s, stream_id
+
+
+async def _capture(stdin: trio.abc.SendStream, loop: np.ndarray, seconds: float,
+                   out: Published) -> None:
+    """Paint and hand over one frame every 1/FPS s on a fixed schedule."""
+    frame = np.empty(FRAME_BYTES, dtype=np.uint8)
+    out.start_s = start = time.monotonic() + 0.1
+    for i in range(round(seconds * FPS)):
+        due = start + i / FPS
+        await trio.sleep(max(0.0, due - time.monotonic()))
+        epoch_ms = int(time.time() * 1000)
+        captured = time.monotonic()
+        frame[:] = loop[i % len(loop)]
+        paint_barcode(frame, epoch_ms)
+        out.frames[i] = Frame(i, captured)
+        out.by_epoch_ms[epoch_ms] = i
+        await stdin.send_all(frame.tobytes())
+    await stdin.aclose()
+
+
+async def _relay(stdout: trio.abc.ReceiveStream, session: _Session, stream_id: int,
+                 out: Published) -> None:
+    """Every FLV tag ffmpeg writes goes out over RTMP at once; video frames are matched
+    to capture indices by presentation time (the first frame out is an IDR, index 0)."""
+    reader, first_pts = FlvReader(), None
+    conn = session.conn
+    while chunk := await stdout.receive_some(1 << 16):
+        for tag in reader.feed(chunk):
+            await session.send(_message(conn, stream_id, tag))
+            if tag.is_video_frame:
+                sent = time.monotonic()
+                out.video_tags += 1
+                first_pts = tag.pts_ms if first_pts is None else first_pts
+                index = round((tag.pts_ms - first_pts) * FPS / 1000)
+                known = out.frames.get(index)
+                if known is not None:
+                    out.frames[index] = Frame(index, known.captured_s, sent, tag.timestamp_ms,
+                                              tag.pts_ms)
+
+
+def _message(conn: ClientConnection, stream_id: int, tag: FlvTag) -> bytes:
+    if tag.kind == 9:
+        return conn.video(stream_id, tag.timestamp_ms, tag.body)
+    if tag.kind == 8:
+        return conn.audio(stream_id, tag.timestamp_ms, tag.body)
+    return b""  # ffmpeg's onMetaData: publish() sends its own, as OBS does
+
+
+async def publish(host: str, port: int, app: str, key: str, *, seconds: float, gop_s: float,
+                  loop: np.ndarray, out: Published) -> None:
+    """Capture, encode and publish for `seconds`, then unpublish."""
+    session, stream_id = await _open_publish(host, port, app, key)
+    encoder = await trio.lowlevel.open_process(encoder_cmd(gop_s), stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE)
+    assert encoder.stdin is not None
+    assert encoder.stdout is not None
+    try:
+        async with session.stream, trio.open_nursery() as nursery:
+            nursery.start_soon(session.drain)
+            await session.send(session.conn.metadata(stream_id, {
+                "width": float(WIDTH), "height": float(HEIGHT), "framerate": float(FPS),
+                "videocodecid": 7.0, "audiocodecid": 10.0}))
+            nursery.start_soon(_capture, encoder.stdin, loop, seconds, out)
+            await _relay(encoder.stdout, session, stream_id, out)
+            await session.send(session.conn.fc_unpublish(key)
+                               + session.conn.delete_stream(stream_id))
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            if encoder.returncode is None:
+                encoder.kill()
+            await encoder.wait()

@@ -1,15 +1,16 @@
 """Child process of bench/glass_to_glass.py: the platform (gateway, media, origin) on free
 127.0.0.1 ports, as `streamscale up` runs it, plus timing taps on the media path.
 
-The taps wrap three platform calls from outside (no platform code changes) and record
+The taps wrap platform calls from outside (no platform code changes) and record
 `time.monotonic()` (one clock for every process on Linux), so the bench can split the
-latency into ingest, ladder, part closing and origin/HTTP:
+latency per frame into ingest, ladder and part closing:
 
-- `StreamPipeline._video` entry: the tag has crossed the socket, RTMP parser and channel;
-- `Ladder.push` start and end (in the worker thread);
-- `Rendition.push_video` of the watched rung when it closes a part: the part's frames
-  are then in the playlist (the registry wakes blocked requests right after);
-- `Ladder.degrade_if_lagging`: a rung shed under overload (the measured one stops).
+- `StreamPipeline._video` entry: the tag has crossed the socket, RTMP parser and channel
+  (keyed by the RTMP timestamp, the frame's dts in ms);
+- `Ladder.push` end: each frame the ladder output, per rung (keyed by pts ms);
+- `Rendition.push_video`, every rung: the sample and whether it closed a part (the part's
+  frames are then in the playlist; the registry wakes blocked requests right after);
+- `Ladder.degrade_if_lagging`: a rung shed under overload.
 
 Usage (by the bench): python bench/_g2g_server.py '<json args>'; prints one JSON line
 with the URLs, runs until stdin closes, then writes the trace to args["trace"].
@@ -36,13 +37,13 @@ from streamscale.services.media.pipeline import StreamPipeline
 from streamscale.services.media.transcode import Ladder
 from streamscale.testing import make_config, running_platform
 
-TRACE: dict[str, list[Any]] = {"pipeline_in": [], "ladder": [], "part_close": [],
+TRACE: dict[str, list[Any]] = {"pipeline_in": [], "ladder_out": [], "part_close": [],
                                 "dropped": []}
 
 
-def install_taps(rung: str) -> None:
+def install_taps() -> None:
     video, push, push_video = StreamPipeline._video, Ladder.push, Rendition.push_video
-    degrade = Ladder.degrade_if_lagging
+    degrade = getattr(Ladder, "degrade_if_lagging", None)
 
     async def tapped_video(self: StreamPipeline, payload: bytes, ts_ms: int) -> None:
         if payload[1:2] == b"\x01":  # an AVC NALU tag, not the sequence header
@@ -50,28 +51,31 @@ def install_taps(rung: str) -> None:
         await video(self, payload, ts_ms)
 
     def tapped_push(self: Ladder, data: bytes, **kw: Any) -> Any:
-        start = time.monotonic()
         out = push(self, data, **kw)
-        TRACE["ladder"].append((kw["dts_ms"], start, time.monotonic()))
+        done = time.monotonic()
+        TRACE["ladder_out"].extend((f.rung, round(f.pts_90k / 90), done) for f in out)
         return out
 
     def tapped_push_video(self: Rendition, sample: Any) -> Any:
         events = push_video(self, sample)
-        if self.name == rung:
-            parts = sum(isinstance(e, Part) for e in events)
-            TRACE["part_close"].append((sample.dts, time.monotonic(), parts))
+        parts = sum(isinstance(e, Part) for e in events)
+        pts = sample.pts if sample.pts is not None else sample.dts
+        TRACE["part_close"].append((self.name, round(pts / 90), time.monotonic(), parts))
         return events
-
-    def tapped_degrade(self: Ladder, **kw: float) -> str | None:
-        dropped = degrade(self, **kw)
-        if dropped is not None:  # overload: the ladder shed a rung (it may be ours)
-            TRACE["dropped"].append((dropped, time.monotonic(), self.load, self.behind_s))
-        return dropped
 
     StreamPipeline._video = tapped_video  # type: ignore[method-assign]
     Ladder.push = tapped_push  # type: ignore[method-assign,assignment]
     Rendition.push_video = tapped_push_video  # type: ignore[method-assign]
-    Ladder.degrade_if_lagging = tapped_degrade  # type: ignore[method-assign]
+    if degrade is not None:
+        def tapped_degrade(self: Ladder, **kw: float) -> str | None:
+            dropped: str | None = degrade(self, **kw)
+            if dropped is not None:  # overload: the ladder shed a rung
+                TRACE["dropped"].append((dropped, time.monotonic(),
+                                         getattr(self, "load", 0.0),
+                                         getattr(self, "behind_s", 0.0)))
+            return dropped
+
+        Ladder.degrade_if_lagging = tapped_degrade  # type: ignore[method-assign]
 
 
 async def main(args: dict[str, Any]) -> None:
@@ -80,7 +84,7 @@ async def main(args: dict[str, Any]) -> None:
     config = dataclasses.replace(config, media=MediaConfig(
         rtmp_port=0, reconnect_grace_s=1.0, ladder=args["ladder"],
         segment_s=args["segment_s"], part_s=args["part_s"]))
-    install_taps(args["rung"])
+    install_taps()
     async with running_platform(config, ("gateway", "media", "origin")) as platform:
         print(json.dumps({"api": platform.api_url, "rtmp": platform.url("media", "rtmp"),
                           "hls": platform.url("origin", "hls")}), flush=True)

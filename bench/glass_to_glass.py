@@ -1,28 +1,28 @@
-"""Benchmark: publish-to-playable latency of streamscale (LL-HLS and classic HLS) and of
-nginx with the RTMP module (classic HLS, 1 s fragments), same publisher, same clip.
+"""Benchmark: glass-to-glass latency with a real player, streamscale (LL-HLS, master
+playlist, ABR on) against nginx with the RTMP module (classic HLS) in the same run.
 
-One publisher sends a pre-encoded 720p30 clip (libx264 zerolatency, 2 s or 1 s
-keyframes, AAC) over RTMP in real time and notes each video frame's publish time. Then,
-per frame (frames in the warm-up and the last segment-plus-GOP are left out):
+Capture to display, measured in the picture: the publisher paints each frame's capture
+wall-clock time into it as a barcode (bench/_g2g_media.py), encodes with x264 veryfast in
+its default tune with a keyframe every 2 s (what OBS users send) and publishes over RTMP
+(bench/_g2g_publish.py). hls.js in its default configuration plays the stream in
+Debian's headless Chromium (streamscale.testing.browser, web/player_probe.html); on every
+displayed frame (requestVideoFrameCallback) the page reads the barcode back and notes the
+frame's expected display time. Latency = display time - capture time, per frame.
 
-- available: when a playlist listing the part (LL-HLS, followed with blocking reloads)
-  or segment (classic, polled every 20 ms) that holds the frame reached the client,
-  minus the publish time. Frames are found in parts/segments by their decode timestamps
-  (fMP4 tfdt+trun, MPEG-TS PES), which both servers keep from the RTMP timestamps.
-- player: a model of an LL-HLS player (joins PART-HOLD-BACK behind the end of the
-  playlist, then blocking reloads for each next part) and of a classic player (joins
-  three target durations back, reloads per RFC 8216bis 6.3.4), several joining at
-  staggered times; latency = when a frame is presented (real-time playout from the join,
-  stalls included) minus its publish time.
+streamscale runs in a child process with timing taps (bench/_g2g_server.py), so each
+displayed frame's time splits into: capture -> publish (the publisher's encoder),
+publish -> ingest, ingest -> ladder output (decode, scale, encode), ladder output -> part
+closed (the part filling up), part available -> displayed (the player: fetch, buffer,
+where hls.js plays behind the live edge, decode, display). nginx runs from a temp dir on
+127.0.0.1 (installed with apt-get if missing, root only; else the peer is skipped).
 
-streamscale runs in a child process (bench/_g2g_server.py, with timing taps on ingest,
-ladder and packager that split the LL-HLS figure into stages); nginx runs from a temp dir
-on 127.0.0.1 (installed with apt-get if missing, root only; else the peer is skipped).
-Prints figures and targets; asserts nothing. The machine is shared: load is printed.
+Frames shown during the first --warmup-s after the player starts are left out (join and
+ABR settling). The ratio is printed only when both players decoded frames. Prints
+figures; asserts nothing. The machine is shared: load is printed.
 
-    .venv/bin/python bench/glass_to_glass.py [--seconds 30] [--gops 2,1] [--part-s 0.334]
-        [--segment-s 2] [--ladder source,720p,480p,360p] [--rung 720p] [--players 4]
-        [--systems streamscale,nginx] [--no-install]
+    .venv/bin/python bench/glass_to_glass.py [--seconds 45] [--gop-s 2] [--part-s 0.334]
+        [--segment-s 2] [--ladder source,720p,480p,360p] [--systems streamscale,nginx]
+        [--no-install]
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,80 +48,119 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "platform"), str(HERE)]
 
 import _g2g_nginx as nginx  # noqa: E402
-from _g2g_clients import (  # noqa: E402
-    Record,
-    classic_player,
-    follow_parts,
-    follow_segments,
-    ll_player,
-)
-from _g2g_media import frame_latencies, percentile  # noqa: E402
-from _g2g_publish import Clip, Published, make_clip, publish, read_clip  # noqa: E402
+from _g2g_media import Frame, parts_closed, percentile, stages  # noqa: E402
+from _g2g_publish import Published, background, publish  # noqa: E402
+
+from streamscale.testing.browser import Browser, Player, PlayerState, open_browser  # noqa: E402
 
 OUT = HERE / "out"
-LL_P50_S, LL_P95_S = 1.5, 2.5
-
-
-@dataclass
-class Row:
-    system: str
-    gop_s: float
-    mode: str
-    latencies: list[float]
-    target: str = ""
-    met: bool | None = None
-
-    @property
-    def p50(self) -> float:
-        return float(percentile(self.latencies, 50))
-
-    @property
-    def p95(self) -> float:
-        return float(percentile(self.latencies, 95))
+P50_TARGET_S, P95_TARGET_S = 1.5, 2.0
+MIN_FRAMES = 100  # fewer decoded frames than this: the system did not play
 
 
 @dataclass
 class Run:
-    """One system with one keyframe interval: the records of every watcher and player."""
-
     system: str
-    gop_s: float
     published: Published = field(default_factory=Published)
-    parts: Record | None = None
-    segments: Record = field(default_factory=Record)
-    ll_players: list[Record] = field(default_factory=list)
-    classic_players: list[Record] = field(default_factory=list)
-    target_duration_s: float = 0.0
-    part_hold_back_s: float = 0.0
+    samples: list[list[float]] = field(default_factory=list)  # from the page
+    player_started_s: float = 0.0  # monotonic
+    first: PlayerState | None = None  # the first reading once playing
+    last: PlayerState | None = None
+    playlist: dict[str, float] = field(default_factory=dict)  # PART-HOLD-BACK etc.
     trace: dict[str, Any] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def epoch_offset_s() -> float:
+    """time.time() - time.monotonic(): turns the page's epoch ms into monotonic seconds."""
+    return time.time() - time.monotonic()
+
+
+def rung_of(state: PlayerState, level: int) -> str:
+    if 0 <= level < len(state.levels):
+        return str(state.levels[level]["url"]).rsplit("/", 2)[-2]
+    return "?"
+
+
+_ATTR = re.compile(r"([A-Z-]+)=([0-9.]+)")
+
+
+def playlist_facts(text: str) -> dict[str, float]:
+    """TARGETDURATION, PART-TARGET, PART-HOLD-BACK, HOLD-BACK of a media playlist."""
+    facts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            facts["TARGETDURATION"] = float(line.partition(":")[2])
+        elif line.startswith(("#EXT-X-PART-INF:", "#EXT-X-SERVER-CONTROL:")):
+            facts.update((k, float(v)) for k, v in _ATTR.findall(line.partition(":")[2]))
+    return facts
 
 
 # -- one measured session -------------------------------------------------------------------
 
 
-async def session(run: Run, args: argparse.Namespace, clip: Clip, *, host: str, port: int,
-                  app: str, key: str, ll_url: str | None, classic_url: str) -> None:
-    """Watchers and players start, the publisher sends the clip, watchers drain, stop."""
+async def _wait_playable(client: httpx.AsyncClient, url: str, *, timeout_s: float = 60) -> str:
+    """The playlist at `url` once it answers 200 and (a master's first variant, or it
+    itself) lists two segments: a viewer joining a stream that is live."""
+    with trio.fail_after(timeout_s):
+        while True:
+            r = await client.get(url)
+            if r.status_code == 200:
+                media = r.text
+                uris = [ln for ln in r.text.splitlines() if ln and not ln.startswith("#")]
+                if "#EXT-X-STREAM-INF" in r.text and uris:
+                    m = await client.get(httpx.URL(url).join(uris[0]))
+                    media = m.text if m.status_code == 200 else ""
+                if media.count("#EXTINF") >= 2:
+                    return r.text
+            await trio.sleep(0.1)
+
+
+async def _watch(player: Player, run: Run, done: trio.Event) -> None:
+    """Collect the page's samples once a second until the publisher is done."""
+    with trio.fail_after(60):
+        while True:
+            state = await player.state()
+            if state.fatal:
+                raise RuntimeError(f"{run.system}: player failed: {state.fatal}")
+            if state.presented > 0:
+                run.first = state
+                break
+            await trio.sleep(0.1)
+    while not done.is_set():
+        with trio.move_on_after(1.0):
+            await done.wait()
+        run.samples += await player.take_samples()
+        run.last = await player.state()
+
+
+async def session(run: Run, args: argparse.Namespace, browser: Browser, loop: Any, *,
+                  host: str, port: int, app: str, key: str, play_url: str,
+                  media_url: str) -> None:
+    done = trio.Event()
+
+    async def publisher() -> None:
+        try:
+            await publish(host, port, app, key, seconds=args.seconds, gop_s=args.gop_s,
+                          loop=loop, out=run.published)
+        finally:
+            done.set()
+
     async with httpx.AsyncClient(timeout=15) as client, trio.open_nursery() as nursery:
-        if ll_url is not None:
-            run.parts = Record()
-            nursery.start_soon(follow_parts, client, ll_url, run.parts)
-        nursery.start_soon(follow_segments, client, classic_url, run.segments)
-        for i in range(args.players):  # joins 1.37 s apart: off the part/segment grid
-            if ll_url is not None:
-                rec = Record()
-                run.ll_players.append(rec)
-                nursery.start_soon(ll_player, client, ll_url, args.warmup_s + i * 1.37, rec)
-            rec = Record()
-            run.classic_players.append(rec)
-            nursery.start_soon(classic_player, client, classic_url, i * 1.37, rec)
-        await publish(host, port, app, key, clip, run.published)
-        await trio.sleep(args.drain_s)  # the last segments close on unpublish
-        nursery.cancel_scope.cancel()
-    seen = run.parts.playlist if run.parts is not None else run.segments.playlist
-    if seen is not None:
-        run.target_duration_s = seen.target_duration_s
-        run.part_hold_back_s = seen.part_hold_back_s or 0.0
+        nursery.start_soon(publisher)
+        await _wait_playable(client, play_url)
+        player = await browser.open_player(play_url, barcode=True)
+        run.player_started_s = time.monotonic()
+        try:
+            await _watch(player, run, done)
+        finally:
+            await player.close()
+        if run.last is not None and run.last.levels:
+            counts = Counter(int(s[2]) for s in run.samples)
+            level = counts.most_common(1)[0][0] if counts else 0
+            media_url = str(run.last.levels[level]["url"]) if play_url != media_url else media_url
+        r = await client.get(media_url)
+        run.playlist = playlist_facts(r.text) if r.status_code == 200 else {}
 
 
 async def _start_child(cmd: list[str], **kw: Any) -> trio.Process:
@@ -138,10 +179,11 @@ async def _stop(proc: trio.Process, *, close_stdin: bool = False) -> None:
     await proc.wait()
 
 
-async def run_streamscale(run: Run, args: argparse.Namespace, clip: Clip) -> None:
+async def run_streamscale(run: Run, args: argparse.Namespace, browser: Browser,
+                          loop: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="g2g-streamscale-") as tmp:
         spec = {"data_dir": tmp, "trace": f"{tmp}/trace.json", "ladder": args.ladder,
-                "segment_s": args.segment_s, "part_s": args.part_s, "rung": args.rung}
+                "segment_s": args.segment_s, "part_s": args.part_s}
         log = (Path(tmp) / "server.log").open("wb")  # shown if the run fails
         proc = await _start_child([sys.executable, str(HERE / "_g2g_server.py"),
                                    json.dumps(spec)], stdin=subprocess.PIPE,
@@ -169,9 +211,9 @@ async def run_streamscale(run: Run, args: argparse.Namespace, clip: Clip) -> Non
             stream_id, key = body["stream"]["id"], body["stream_key"]
             hostport, app = urls["rtmp"].removeprefix("rtmp://").split("/", 1)
             host, port = hostport.rsplit(":", 1)
-            base = f"{urls['hls']}/live/{stream_id}/{args.rung}"
-            await session(run, args, clip, host=host, port=int(port), app=app, key=key,
-                          ll_url=f"{base}/index.m3u8", classic_url=f"{base}/classic.m3u8")
+            master = f"{urls['hls']}/live/{stream_id}/master.m3u8"
+            await session(run, args, browser, loop, host=host, port=int(port), app=app,
+                          key=key, play_url=master, media_url="")
             failed = False
         finally:
             await _stop(proc, close_stdin=True)
@@ -183,8 +225,8 @@ async def run_streamscale(run: Run, args: argparse.Namespace, clip: Clip) -> Non
         run.trace = json.loads(await trace.read_text()) if await trace.exists() else {}
 
 
-async def run_nginx(run: Run, args: argparse.Namespace, clip: Clip, found: tuple[str, str]
-                    ) -> None:
+async def run_nginx(run: Run, args: argparse.Namespace, browser: Browser, loop: Any,
+                    found: tuple[str, str]) -> None:
     binary, module = found
     with tempfile.TemporaryDirectory(prefix="g2g-nginx-") as tmp_name:
         tmp = Path(tmp_name)
@@ -199,9 +241,9 @@ async def run_nginx(run: Run, args: argparse.Namespace, clip: Clip, found: tuple
                         break
                     except OSError:
                         await trio.sleep(0.05)
-            await session(run, args, clip, host="127.0.0.1", port=rtmp_port, app="live",
-                          key="bench", ll_url=None,
-                          classic_url=f"http://127.0.0.1:{http_port}/hls/bench.m3u8")
+            url = f"http://127.0.0.1:{http_port}/hls/bench.m3u8"
+            await session(run, args, browser, loop, host="127.0.0.1", port=rtmp_port,
+                          app="live", key="bench", play_url=url, media_url=url)
         finally:
             await _stop(proc)
             log.close()
@@ -210,120 +252,87 @@ async def run_nginx(run: Run, args: argparse.Namespace, clip: Clip, found: tuple
 # -- figures --------------------------------------------------------------------------------
 
 
-def _offset(run: Run) -> int:
-    """Server timestamp - publisher timestamp (90 kHz), from the stream's first segment."""
-    rec = run.parts if run.parts is not None else run.segments
-    first = min((a for a in rec.arrivals if a.dts), key=lambda a: (a.msn, a.index), default=None)
-    if first is None or first.msn != 0 or not run.published.sent_s:
-        raise RuntimeError(f"{run.system}: never saw the stream's first segment")
-    return int(first.dts[0] - 90 * min(run.published.sent_s))
+def measured(run: Run, args: argparse.Namespace) -> list[tuple[Frame | None, int, float, float]]:
+    """(publisher's frame, level, captured, displayed) for the frames displayed after the
+    warm-up; times in monotonic seconds."""
+    offset = epoch_offset_s()
+    from_s = run.player_started_s + args.warmup_s
+    out = []
+    for captured_ms, shown_ms, level, _latency, _media in run.samples:
+        shown = shown_ms / 1000 - offset
+        if shown < from_s:
+            continue
+        index = run.published.by_epoch_ms.get(round(captured_ms))
+        frame = run.published.frames.get(index) if index is not None else None
+        captured = frame.captured_s if frame is not None else captured_ms / 1000 - offset
+        out.append((frame, int(level), captured, shown))
+    return out
 
 
-def _window(run: Run, args: argparse.Namespace) -> dict[int, float]:
-    """Publish times of the frames measured: past the warm-up, and not in the last
-    segment (which closes only when the publisher stops)."""
-    sent = run.published.sent_s
-    last_ms = max(sent) - 1000 * (args.segment_s + run.gop_s + 0.5)
-    return {ms: t for ms, t in sent.items() if args.warmup_s * 1000 <= ms <= last_ms}
+def _ms(x: float) -> str:
+    return "    -" if x != x else f"{x * 1000:5.0f}"
 
 
-def rows_for(run: Run, args: argparse.Namespace) -> list[Row]:
-    lat = partial(frame_latencies, sent_s=_window(run, args), offset_90k=_offset(run))
-
-    def players(records: list[Record]) -> list[float]:
-        out: list[float] = []
-        for r in records:
-            if r.playout is not None:
-                out += lat([(a.wall_s, a.dts) for a in r.arrivals], playout=r.playout).values()
-        return out
-
-    td = run.target_duration_s
-    rows = []
-    if run.parts is not None:
-        ll = lat([(a.wall_s, a.dts) for a in run.parts.arrivals]).values()
-        rows.append(Row(run.system, run.gop_s, "LL-HLS part available", list(ll)))
-        rows.append(Row(run.system, run.gop_s,
-                        f"LL-HLS player (PART-HOLD-BACK {run.part_hold_back_s:g} s)",
-                        players(run.ll_players)))
-        for row in rows:
-            row.target = f"p50<={LL_P50_S:g} p95<={LL_P95_S:g}"
-            row.met = row.p50 <= LL_P50_S and row.p95 <= LL_P95_S
-    seg = Row(run.system, run.gop_s, "classic segment available",
-              list(lat([(a.wall_s, a.dts) for a in run.segments.arrivals]).values()))
-    if run.system == "streamscale":
-        seg.target, seg.met = f"p95<=3 TD ({3 * td:g} s)", seg.p95 <= 3 * td
-    rows.append(seg)
-    rows.append(Row(run.system, run.gop_s, f"classic player (HOLD-BACK 3 TD = {3 * td:g} s)",
-                    players(run.classic_players)))
-    return rows
-
-
-def breakdown(run: Run, args: argparse.Namespace) -> list[tuple[str, list[float]]]:
-    """Where an LL-HLS part's latency goes, per frame, from the server's timing taps."""
-    tr, sent = run.trace, _window(run, args)
-    if not tr or run.parts is None:
+def report(run: Run, args: argparse.Namespace) -> list[float]:
+    """Prints the run's figures; returns its glass-to-glass latencies (s)."""
+    print(f"\n== {run.system}")
+    if run.skipped:
+        print(f"  skipped: {run.skipped}")
         return []
-    pipeline_in = dict(tr["pipeline_in"])
-    ladder = {ms: (a, b) for ms, a, b in tr["ladder"]}
-    closed: dict[int, float] = {}
-    open_frames: list[int] = []
-    for dts, wall, parts in tr["part_close"]:
-        if parts:
-            closed.update((ms, wall) for ms in open_frames)
-            open_frames = []
-        open_frames.append(round(dts / 90))
-    avail = frame_latencies([(a.wall_s, a.dts) for a in run.parts.arrivals], sent)
-    stages: dict[str, list[float]] = {k: [] for k in (
-        "ingest: publish -> pipeline", "thread hop -> ladder", "ladder (decode+scale+encode)",
-        "ladder done -> part closed", "part closed -> client has playlist")}
-    names = list(stages)
-    for rec in run.ll_players:
-        if rec.playout is not None:
-            shown = frame_latencies([(a.wall_s, a.dts) for a in rec.arrivals], sent,
-                                    playout=rec.playout)
-            stages.setdefault("client has part -> player presents it", []).extend(
-                shown[ms] - avail[ms] for ms in shown if ms in avail)
-    for ms, t_sent in sent.items():
-        if ms not in avail or ms not in closed:
-            continue
-        if ms not in pipeline_in or ms not in ladder:
-            continue
-        marks = [t_sent, pipeline_in[ms], *ladder[ms], closed[ms], t_sent + avail[ms]]
-        for name, a, b in zip(names, marks, marks[1:], strict=False):
-            stages[name].append(b - a)
-    return list(stages.items())
-
-
-def _fmt(x: float) -> str:
-    return "  -  " if x != x else f"{x:5.2f}"
-
-
-def print_table(rows: list[Row]) -> None:
-    print(f"\n{'system':<12} {'keyframes':>9}  {'mode':<44} {'p50 s':>6} {'p95 s':>6} "
-          f"{'n':>6}  {'target':<22} met")
-    for r in rows:
-        met = "" if r.met is None else ("yes" if r.met else "NO")
-        print(f"{r.system:<12} {r.gop_s:>8g}s  {r.mode:<44} {_fmt(r.p50):>6} {_fmt(r.p95):>6} "
-              f"{len(r.latencies):>6}  {r.target:<22} {met}")
-
-
-def print_comparison(rows: list[Row]) -> None:
-    def find(system: str, gop: float, start: str) -> Row | None:
-        return next((r for r in rows if r.system == system and r.gop_s == gop
-                     and r.mode.startswith(start)), None)
-
-    print("\nbetter than nginx-rtmp (p50, same keyframe interval):")
-    pairs = [("LL-HLS player", "classic player"), ("classic segment", "classic segment"),
-             ("classic player", "classic player")]
-    for gop in sorted({r.gop_s for r in rows}, reverse=True):
-        for ours_mode, peer_mode in pairs:
-            ours = find("streamscale", gop, ours_mode)
-            peer = find("nginx-rtmp", gop, peer_mode)
-            if ours is None or peer is None or not peer.latencies:
-                continue
-            verdict = "yes" if ours.p50 < peer.p50 else "NO"
-            print(f"  {gop:g} s keyframes, our {ours_mode} vs nginx {peer_mode}: "
-                  f"{ours.p50:.2f} vs {peer.p50:.2f} s (x{ours.p50 / peer.p50:.2f}) {verdict}")
+    rows = measured(run, args)
+    g2g = [shown - captured for _f, _l, captured, shown in rows]
+    last = run.last
+    levels = Counter(rung_of(last, lvl) if last else str(lvl) for _f, lvl, _c, _s in rows)
+    print(f"  frames: {len(run.published.frames)} captured, {run.published.video_tags} "
+          f"published, {len(run.samples)} displayed with a readable barcode "
+          f"({len(rows)} after the {args.warmup_s:g} s warm-up)")
+    if last is not None:
+        print(f"  player: decoded {last.decoded_frames}, dropped {last.dropped_frames}, "
+              f"unreadable barcodes {last.decode_failures}"
+              f", waiting events {last.waiting}, stall errors {last.buffer_stalls}, "
+              f"errors {len(last.errors)}; levels shown "
+              + ", ".join(f"{k} {v * 100 / max(1, len(rows)):.0f}%" for k, v in
+                          levels.most_common()))
+    if not g2g:
+        return g2g
+    print(f"  glass to glass: p50 {percentile(g2g, 50):.3f} s, p95 "
+          f"{percentile(g2g, 95):.3f} s, mean {statistics.fmean(g2g):.3f} s, n {len(g2g)}")
+    latencies = [s[3] for s in run.samples if s[3] is not None]
+    first = run.first.latency_s if run.first is not None else None
+    facts = " ".join(f"{k} {v:g}" for k, v in run.playlist.items())
+    print(f"  playlist: {facts}; hls.js behind the live edge (hls.latency): at join "
+          f"{first if first is None else round(first, 3)} s, p50 "
+          f"{percentile(latencies, 50):.3f} s; hls.targetLatency "
+          f"{last.target_latency_s if last else None}")
+    frames = {f.index: f for f, *_ in rows if f is not None}
+    encoder = [f.published_s - f.captured_s for f in frames.values()
+               if f.published_s is not None]
+    print(f"  capture -> publish (encoder): p50 {_ms(percentile(encoder, 50))} ms, p95 "
+          f"{_ms(percentile(encoder, 95))} ms")
+    if run.trace and last is not None:
+        tr = run.trace
+        split = stages(
+            ((f, rung_of(last, lvl), shown) for f, lvl, _c, shown in rows if f is not None),
+            pipeline_in={ms: t for ms, t in tr["pipeline_in"]},
+            ladder_out={(r, ms): t for r, ms, t in tr["ladder_out"]},
+            part_closed=parts_closed(tr["part_close"]),
+        )
+        total = split.pop("glass to glass")
+        if total:
+            mean_total = statistics.fmean(total)
+            print(f"  where the time goes ({len(total)} frames traced end to end; "
+                  f"share of the mean {mean_total * 1000:.0f} ms):")
+            print(f"    {'stage':<34} {'p50 ms':>7} {'p95 ms':>7} {'mean ms':>8} {'share':>6}")
+            for name, values in split.items():
+                mean = statistics.fmean(values)
+                print(f"    {name:<34} {_ms(percentile(values, 50)):>7} "
+                      f"{_ms(percentile(values, 95)):>7} {mean * 1000:8.0f} "
+                      f"{mean / mean_total * 100:5.0f}%")
+        for rung, at_s, load, behind in tr.get("dropped", []):
+            print(f"  OVERLOAD: the ladder shed rung {rung} "
+                  f"{at_s - run.published.start_s:.1f} s into the publish (load {load:.2f}, "
+                  f"{behind:.2f} s behind)")
+    return g2g
 
 
 def load() -> str:
@@ -336,65 +345,48 @@ async def main(args: argparse.Namespace) -> None:
     found: tuple[str, str] | str = "not requested"
     if "nginx" in systems:
         found = nginx.find_nginx(install=not args.no_install)
-        if isinstance(found, str):
-            print(f"nginx-rtmp peer skipped: {found}")
-    rows: list[Row] = []
-    for gop_s in [float(g) for g in args.gops.split(",")]:
-        clip = read_clip(make_clip(OUT, gop_s=gop_s, seconds=args.seconds))
+    loop = background(OUT)
+    runs: list[Run] = []
+    async with open_browser() as browser:
         for system in systems:
-            if system == "nginx" and isinstance(found, str):
-                continue
-            name = "streamscale" if system == "streamscale" else "nginx-rtmp"
-            run = Run(name, gop_s)
-            print(f"{name}, {gop_s:g} s keyframes, {args.seconds:g} s clip ... ({load()})",
-                  flush=True)
+            run = Run("streamscale" if system == "streamscale" else "nginx-rtmp")
+            runs.append(run)
+            print(f"{run.system}: {args.seconds:g} s publish, {args.gop_s:g} s keyframes "
+                  f"({load()})", flush=True)
             if system == "streamscale":
-                await run_streamscale(run, args, clip)
+                await run_streamscale(run, args, browser, loop)
+            elif isinstance(found, str):
+                run.skipped = found
             else:
-                assert not isinstance(found, str)
-                await run_nginx(run, args, clip, found)
-            late = run.published.late_s
-            players = [*run.ll_players, *run.classic_players]
-            stalls = sum(r.playout.stalls for r in players if r.playout is not None)
-            print(f"  publisher: {len(run.published.sent_s)} video frames, send lag p95 "
-                  f"{percentile(late, 95) * 1000:.1f} ms; server timestamp offset "
-                  f"{_offset(run)} ticks; TD {run.target_duration_s:g} s; player stalls "
-                  f"{stalls}; HTTP retries {sum(r.errors for r in players)}")
-            window = _window(run, args)
-            for rung, at_s, ladder_load, behind_s in run.trace.get("dropped", []):
-                print(f"  OVERLOAD: the ladder dropped rung {rung} "
-                      f"{at_s - run.published.start_s:.1f} s into the clip (ladder load "
-                      f"{ladder_load:.2f}, {behind_s:.2f} s behind)")
-            measured = frame_latencies([(a.wall_s, a.dts) for a in run.segments.arrivals],
-                                       window, offset_90k=_offset(run))
-            if len(measured) < len(window):
-                print(f"  only {len(measured)} of {len(window)} frames reached the "
-                      f"{args.rung if system == 'streamscale' else ''} playlist")
-            rows += rows_for(run, args)
-            for stage, values in breakdown(run, args):
-                if values:
-                    print(f"    {stage:<38} p50 {statistics.median(values) * 1000:5.0f} ms"
-                          f"  p95 {percentile(values, 95) * 1000:5.0f} ms  n {len(values)}")
-                else:
-                    print(f"    {stage:<38} (no frames traced)")
-    print_table(rows)
-    print_comparison(rows)
-    print(f"\n{load()}; part_s {args.part_s:g}, segment_s {args.segment_s:g}, "
-          f"ladder {args.ladder}, measured rung {args.rung}")
+                await run_nginx(run, args, browser, loop, found)
+    results = {run.system: report(run, args) for run in runs}
+    ours, peer = results.get("streamscale", []), results.get("nginx-rtmp", [])
+    print()
+    if ours:
+        p50, p95 = percentile(ours, 50), percentile(ours, 95)
+        met = p50 <= P50_TARGET_S and p95 <= P95_TARGET_S
+        print(f"target p50 <= {P50_TARGET_S:g} s, p95 <= {P95_TARGET_S:g} s: "
+              f"{'met' if met else 'NOT met'} (p50 {p50:.3f}, p95 {p95:.3f})")
+    if len(ours) >= MIN_FRAMES and len(peer) >= MIN_FRAMES:
+        print(f"streamscale / nginx-rtmp: p50 x{percentile(ours, 50) / percentile(peer, 50):.2f}"
+              f", p95 x{percentile(ours, 95) / percentile(peer, 95):.2f} (lower is better)")
+    else:
+        print(f"no ratio: a player decoded too few frames (streamscale {len(ours)}, "
+              f"nginx-rtmp {len(peer)}; at least {MIN_FRAMES} each are needed)")
+    print(f"{load()}; part_s {args.part_s:g}, segment_s {args.segment_s:g}, "
+          f"ladder {args.ladder}")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=30, help="clip length per run")
-    p.add_argument("--gops", default="2,1", help="keyframe intervals in seconds")
+    p.add_argument("--seconds", type=float, default=45, help="publish length per system")
+    p.add_argument("--gop-s", type=float, default=2.0, help="publisher keyframe interval")
     p.add_argument("--systems", default="streamscale,nginx")
     p.add_argument("--part-s", type=float, default=0.334, help="MediaConfig.part_s")
     p.add_argument("--segment-s", type=float, default=2.0, help="MediaConfig.segment_s")
     p.add_argument("--ladder", default="source,720p,480p,360p", help="MediaConfig.ladder")
-    p.add_argument("--rung", default="720p", help="the rendition measured")
-    p.add_argument("--players", type=int, default=4, help="player models per kind")
-    p.add_argument("--warmup-s", type=float, default=3.0, help="media time left out first")
-    p.add_argument("--drain-s", type=float, default=3.0, help="watch on after unpublish")
+    p.add_argument("--warmup-s", type=float, default=8.0,
+                   help="displayed frames left out after the player starts")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     return p.parse_args()
 

@@ -1,141 +1,105 @@
-"""The pure parts of bench/glass_to_glass.py: timestamps out of fMP4 and MPEG-TS, playlist
-reading, the player's presentation clock and the per-frame latency arithmetic."""
+"""The pure parts of bench/glass_to_glass.py: the barcode survives x264 and scaling, FLV
+tags come apart, and the per-frame stage arithmetic adds up. A fast smoke: no timing."""
 
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-
-from streamscale.protocols.hls import (
-    AudioTrack,
-    PackagerConfig,
-    Part,
-    Presentation,
-    Sample,
-    VideoTrack,
-)
-from streamscale.testing.rtmp_client import avc_decoder_config, build_sps
 
 # Appended, not prepended: bench/sim.py must not shadow the `sim` package.
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 
 from _g2g_media import (
-    Playout,
-    covering,
-    fmp4_video_dts,
-    frame_latencies,
-    init_video_track,
-    join_target_s,
-    parse_playlist,
+    HEIGHT,
+    WIDTH,
+    FlvReader,
+    Frame,
+    barcode_bits,
+    paint_barcode,
+    parts_closed,
     percentile,
-    ts_video_dts,
+    read_barcode,
+    stages,
 )
 
-PPS = b"\x68\xeb\xe3\xcb\x22\xc0"
-FRAME_TICKS = 3000  # 30 fps at 90 kHz
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+STAMPS = [1_796_000_000_123, 1_796_000_000_156, (1 << 40) + 7, 0, 1_796_000_999_999]
 
 
-def _presentation() -> tuple[Presentation, list[Part]]:
-    """A real packager fed 3 s of 30 fps video (keyframe every second) plus AAC."""
-    record = avc_decoder_config([build_sps(320, 240, profile_idc=100, level_idc=13)], [PPS])
-    pres = Presentation(PackagerConfig(segment_target_s=1.0, part_target_s=0.334))
-    rendition = pres.add_rendition("a", video=VideoTrack.from_extradata(record),
-                                   audio=AudioTrack.from_asc(b"\x11\x90"))
-    parts: list[Part] = []
-    for i in range(90):
-        dts = 90_000 + i * FRAME_TICKS  # a timeline that does not start at zero
-        nal = bytes((0x65 if i % 30 == 0 else 0x41,)) + bytes(40)
-        events = rendition.push_video(Sample(len(nal).to_bytes(4, "big") + nal, dts=dts,
-                                             keyframe=i % 30 == 0, wallclock_s=1e9 + i / 30))
-        rendition.push_audio(Sample(b"\x21" * 20, dts=(48_000 + i * 1600)))
-        parts += [e for e in events if isinstance(e, Part)]
-    return pres, parts
+def _frames() -> np.ndarray:
+    rng = np.random.default_rng(7)  # busy background: x264 spends bits everywhere
+    frames = rng.integers(0, 256, size=(len(STAMPS), WIDTH * HEIGHT * 3 // 2), dtype=np.uint8)
+    for frame, stamp in zip(frames, STAMPS, strict=True):
+        paint_barcode(frame, stamp)
+    return frames
 
 
-def test_fmp4_timestamps_come_back_frame_by_frame() -> None:
-    pres, parts = _presentation()
-    rendition = pres.get("a")
-    assert rendition is not None
-    assert init_video_track(rendition.init_segment) == (1, 90_000)
-    seen = [dts for part in parts for dts in fmp4_video_dts(part.payload, 1)]
-    assert seen == [90_000 + i * FRAME_TICKS for i in range(len(seen))]
-    assert len(seen) == 80  # 10-frame parts; the open part's 10 frames are not out yet
-    assert fmp4_video_dts(parts[0].payload, 2)[:2] == [48_000, 49_600]  # audio, separately
+def test_barcode_reads_back_from_the_painted_frame() -> None:
+    for frame, stamp in zip(_frames(), STAMPS, strict=True):
+        assert read_barcode(frame[: WIDTH * HEIGHT].reshape(HEIGHT, WIDTH)) == stamp % (1 << 40)
+    assert barcode_bits(0)[:2] == [1, 0] and len(barcode_bits(0)) == 50
 
 
-def test_playlist_lists_parts_with_positions() -> None:
-    pres, parts = _presentation()
-    rendition = pres.get("a")
-    assert rendition is not None
-    pl = parse_playlist(rendition.media_playlist().decode())
-    assert pl.part_hold_back_s == pytest.approx(1.002)
-    assert [(p.msn, p.index) for p in pl.parts] == [(p.msn, p.index) for p in parts]
-    assert [p.independent for p in pl.parts] == [p.independent for p in parts]
-    assert len(pl.segments) == 2 and pl.segments[1].start_s == pytest.approx(1.0)
-    assert pl.end_s == pytest.approx(sum(p.duration_s for p in parts), abs=1e-4)
-    assert pl.preload_uri == f"{parts[-1].msn}.{parts[-1].index + 1}.m4s"
-    target = join_target_s(pl, 1.0)
-    at = covering(pl.parts, target)
-    assert at is not None and at.start_s <= target < at.end_s
-    classic = parse_playlist(rendition.media_playlist(low_latency=False).decode())
-    assert classic.parts == [] and [s.uri for s in classic.segments] == ["0.m4s", "1.m4s"]
+def test_a_wrong_checksum_reads_as_nothing() -> None:
+    frame = _frames()[0]
+    luma = frame[: WIDTH * HEIGHT].reshape(HEIGHT, WIDTH)
+    luma[48 * 0 + 10 : 48 * 0 + 38, 48 * 5 + 10 : 48 * 5 + 38] ^= 0xFF  # flip one data cell
+    assert read_barcode(luma) is None
 
 
-def _ts_packet(pid: int, payload: bytes, *, start: bool) -> bytes:
-    header = bytes((0x47, (0x40 if start else 0) | pid >> 8, pid & 0xFF))
-    stuffing = 184 - len(payload)
-    if stuffing == 0:
-        return header + b"\x10" + payload
-    field = bytes((stuffing - 1,)) + (b"\x00" + b"\xff" * (stuffing - 2) if stuffing > 1 else b"")
-    return header + b"\x30" + field + payload
+@pytest.mark.parametrize("height", [360, 160])
+def test_barcode_survives_x264_at_small_rungs(tmp_path: Path, height: int) -> None:
+    """Encode with x264 scaled to a ladder rung and decode with ffmpeg: every stamp reads."""
+    width = WIDTH * height // HEIGHT // 2 * 2
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(_frames().tobytes())
+    out = subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+         "-s", f"{WIDTH}x{HEIGHT}", "-r", "30", "-i", str(raw), "-vf", f"scale={width}:{height}",
+         "-c:v", "libx264", "-preset", "veryfast", "-b:v", "300k", "-f", "h264", "-"],
+        check=True, capture_output=True).stdout  # fmt: skip
+    decoded = subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt", "gray",
+         "-"], input=out, check=True, capture_output=True).stdout  # fmt: skip
+    lumas = np.frombuffer(decoded, dtype=np.uint8).reshape(-1, height, width)
+    assert [read_barcode(luma) for luma in lumas] == [s % (1 << 40) for s in STAMPS]
 
 
-def _timestamp(prefix: int, ticks: int) -> bytes:
-    return bytes((prefix << 4 | (ticks >> 29) & 0x0E | 1, ticks >> 22 & 0xFF,
-                  (ticks >> 14) & 0xFE | 1, ticks >> 7 & 0xFF, (ticks << 1) & 0xFE | 1))
+def _flv_tag(kind: int, ts: int, body: bytes) -> bytes:
+    header = bytes((kind,)) + len(body).to_bytes(3, "big") + (ts & 0xFFFFFF).to_bytes(3, "big")
+    return header + bytes((ts >> 24,)) + b"\x00\x00\x00" + body + (11 + len(body)).to_bytes(
+        4, "big")
 
 
-def test_ts_timestamps_from_pes_headers() -> None:
-    pat = b"\x00" + bytes((0x00, 0xB0, 13, 0, 1, 0xC1, 0, 0, 0, 1, 0xF0, 0x00)) + bytes(4)
-    pmt_body = bytes((0x02, 0xB0, 23, 0, 1, 0xC1, 0, 0, 0xE1, 0x00, 0xF0, 0x00,
-                      0x0F, 0xE1, 0x01, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00))
-    data = _ts_packet(0, pat, start=True) + _ts_packet(0x1000, b"\x00" + pmt_body + bytes(4),
-                                                       start=True)
-    expected = [63_000 + i * FRAME_TICKS for i in range(4)] + [(1 << 33) - 100, 3000]
-    for i, dts in enumerate(expected):
-        pes = (b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + _timestamp(3, (dts + 6000) % (1 << 33))
-               + _timestamp(1, dts % (1 << 33)) + b"\x00\x00\x00\x01\x09\xf0")
-        data += _ts_packet(0x100, pes, start=True)
-        data += _ts_packet(0x101, b"\x00\x00\x01\xc0" + bytes(20), start=True)
-        if i == 1:
-            data += _ts_packet(0x100, b"\xaa" * 50, start=False)  # continuation: no header
-    got = ts_video_dts(data)
-    assert got[:5] == expected[:5]
-    assert got[5] == 3000 + (1 << 33)  # unwrapped past the 33-bit wrap
+def test_flv_reader_takes_tags_in_any_chunking() -> None:
+    video = bytes((0x27, 1)) + (0xFFFFDF).to_bytes(3, "big") + b"nal"  # cts -33
+    stream = (b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00" + _flv_tag(18, 0, b"meta")
+              + _flv_tag(9, 0x01000010, video) + _flv_tag(8, 20, b"\xaf\x01aac"))
+    for step in (1, 7, len(stream)):
+        reader = FlvReader()
+        tags = [t for i in range(0, len(stream), step) for t in reader.feed(stream[i : i + step])]
+        assert [(t.kind, t.timestamp_ms) for t in tags] == [(18, 0), (9, 0x01000010), (8, 20)]
+        assert tags[1].is_video_frame and tags[1].pts_ms == 0x01000010 - 33
+        assert not tags[2].is_video_frame
 
 
-def test_playout_is_real_time_and_stalls_on_late_frames() -> None:
-    clock = Playout(start_dts=9000, start_wall_s=100.0)
-    assert clock.present(6000, 99.0) is None  # before the join point: decoded, not shown
-    assert clock.present(9000, 100.0) == 100.0
-    assert clock.present(12_000, 99.5) == pytest.approx(100 + 1 / 30)
-    assert clock.present(15_000, 101.0) == pytest.approx(101.0)  # late: a stall
-    assert clock.present(18_000, 90.0) == pytest.approx(101 + 1 / 30)  # and then on time
-    assert clock.stalls == 1 and clock.stall_s == pytest.approx(1 - 2 / 30)
-
-
-def test_frame_latencies_first_arrival_offset_and_warm_up() -> None:
-    sent = {0: 10.0, 33: 10.033, 66: 10.066, 100: 10.1}
-    arrivals = [(10.5, [63_000, 63_000 + 2970]), (10.7, [63_000 + 2970, 63_000 + 5940]),
-                (10.9, [63_000 + 9000])]
-    lat = frame_latencies(arrivals, sent, offset_90k=63_000, first_sent_ms=33)
-    assert lat == pytest.approx({33: 0.467, 66: 0.634, 100: 0.8})
-    shown = frame_latencies(arrivals, sent, offset_90k=63_000,
-                            playout=Playout(start_dts=63_000, start_wall_s=11.0))
-    assert shown[0] == pytest.approx(1.0) and shown[100] == pytest.approx(1.0)
+def test_stages_add_up_per_frame() -> None:
+    events = [("720p", 0, 10.0, 0), ("720p", 33, 10.1, 0), ("720p", 67, 10.3, 1),
+              ("720p", 100, 10.4, 0), ("720p", 133, 10.6, 1)]
+    closed = parts_closed(events)
+    assert closed == {("720p", 0): 10.3, ("720p", 33): 10.3, ("720p", 67): 10.6,
+                      ("720p", 100): 10.6}
+    frame = Frame(1, captured_s=9.0, published_s=9.5, dts_ms=0, pts_ms=33)
+    split = stages([(frame, "720p", 11.5), (Frame(2, 9.1), "720p", 11.6)],
+                   pipeline_in={0: 9.6}, ladder_out={("720p", 33): 9.8}, part_closed=closed)
+    assert [round(v[0], 3) for v in split.values()] == [0.5, 0.1, 0.2, 0.5, 1.2, 2.5]
+    assert all(len(v) == 1 for v in split.values())  # the untraced frame is left out
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -67,6 +67,7 @@ class PlayerState:
     media_time_s: float | None  # media time of the last presented frame
     decoded_frames: int
     dropped_frames: int
+    decode_failures: int  # with barcode=True: presented frames whose barcode did not read
 
     @classmethod
     def from_snapshot(cls, s: dict[str, Any]) -> PlayerState:
@@ -80,6 +81,7 @@ class PlayerState:
             buffer_stalls=s["bufferStalls"], errors=s["errors"], fatal=s["fatal"],
             presented=s["presented"], media_time_s=s["mediaTime"],
             decoded_frames=s["decodedFrames"], dropped_frames=s["droppedFrames"],
+            decode_failures=s["decodeFailures"],
         )
 
     @property
