@@ -19,6 +19,7 @@ import trio
 
 from streamscale.config import MediaConfig
 from streamscale.testing import RunningPlatform, make_config, running_platform
+from streamscale.testing.hls_validate import validate_all
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -39,7 +40,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     config = make_config(tmp_path)
     config = dataclasses.replace(config, media=MediaConfig(
         rtmp_port=0, reconnect_grace_s=0.5, ladder="source,360p,160p", segment_s=1.0,
-        part_s=0.25, key_check_s=0.25))
+        part_s=0.25, key_check_s=0.25, skip_until_s=6.0))
     async with running_platform(config, ("gateway", "media", "origin")) as platform:
         base = platform.api_url.removesuffix("/api")
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
@@ -89,9 +90,10 @@ async def _ffprobe(url: str) -> dict[str, Any]:
 async def test_publish_play_and_end(live: Live) -> None:
     stream_id, key = await _start(live)
     master_url = f"{live.hls}/live/{stream_id}/master.m3u8"
+    served: list[tuple[str, bytes]] = []  # every playlist, for the strict parser at the end
     async with trio.open_nursery() as nursery:
         publisher = await nursery.start(partial(
-            trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", 6),
+            trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", 9),
             stderr=subprocess.DEVNULL))
 
         async def live_with_segments() -> bool:
@@ -121,6 +123,7 @@ async def test_publish_play_and_end(live: Live) -> None:
                 durations[rung] = [round(s.duration, 3) for s in pl.segments]
             shortest = min(len(d) for d in durations.values())
             assert len({tuple(d[:shortest]) for d in durations.values()}) == 1
+            await _collect_ll_playlists(origin, f"{live.hls}/live/{stream_id}", names, served)
         # A real player plays the live stream.
         await trio.run_process([FFMPEG, "-v", "error", "-i", master_url, "-t", "1.5",
                                 "-f", "null", "-"])
@@ -142,10 +145,47 @@ async def test_publish_play_and_end(live: Live) -> None:
 
     await _wait_for(recorded)
     probe = await _ffprobe(f"{live.hls}/vod/{stream_id}/360p/index.m3u8")
-    assert float(probe["format"]["duration"]) == pytest.approx(6, abs=1.5)
+    assert float(probe["format"]["duration"]) == pytest.approx(9, abs=1.5)
     async with httpx.AsyncClient() as origin:
         ended_pl = (await origin.get(f"{live.hls}/live/{stream_id}/160p/index.m3u8")).text
+        for url in (f"{live.hls}/live/{stream_id}/160p/classic.m3u8", vod,
+                    f"{live.hls}/vod/{stream_id}/360p/index.m3u8"):
+            served.append((url, (await origin.get(url)).content))
     assert "#EXT-X-ENDLIST" in ended_pl
+    served.append(("ended 160p/index.m3u8", ended_pl.encode()))
+    summaries = await trio.to_thread.run_sync(validate_all, served)
+    assert summaries[-1]["endlist"] and any(s.get("skipped") for s in summaries)
+
+
+async def _collect_ll_playlists(
+    origin: httpx.AsyncClient, base: str, rungs: list[str], served: list[tuple[str, bytes]]
+) -> None:
+    """Fetch what LL-HLS players fetch from a live stream: the master, every rung's full
+    playlist, a delta update once the window outgrows the skip boundary, and blocking
+    reloads (plain and delta) for the preload-hinted part."""
+    async def get(path: str) -> httpx.Response:
+        r = await origin.get(f"{base}/{path}")
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        served.append((path, r.content))
+        return r
+
+    await get("master.m3u8")
+    await get("master.m3u8?classic=1")
+    for rung in rungs:
+        await get(f"{rung}/index.m3u8")
+        await get(f"{rung}/classic.m3u8")
+
+    async def delta_skips() -> bool:
+        return "#EXT-X-SKIP:" in (await get("160p/index.m3u8?_HLS_skip=YES")).text
+
+    await _wait_for(delta_skips)
+    hint = m3u8.loads((await get("160p/index.m3u8")).text).preload_hint.uri
+    msn, part = hint.split(".")[:2]
+    blocking = await get(f"160p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+    assert f'URI="{msn}.{part}.m4s"' in blocking.text
+    assert blocking.headers["cache-control"] == "public, max-age=30"
+    delta = await get(f"160p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES")
+    assert "#EXT-X-SKIP:" in delta.text and f'URI="{msn}.{part}.m4s"' in delta.text
 
 
 async def test_unknown_key_is_refused(live: Live) -> None:
