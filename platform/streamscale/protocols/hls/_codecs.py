@@ -136,7 +136,7 @@ class H264Config:
 
     @property
     def profile_name(self) -> str:
-        return PROFILE_NAMES.get(self.profile_idc, f"profile {self.profile_idc}")
+        return PROFILE_NAMES.get(self.profile_idc, f"profile_idc {self.profile_idc}")
 
     @property
     def description(self) -> str:
@@ -153,7 +153,8 @@ class H264Config:
         """
         problems = []
         if self.profile_idc not in BROWSER_PROFILES:
-            problems.append(f"profile {self.profile_name}")
+            known = self.profile_idc in PROFILE_NAMES
+            problems.append(f"profile {self.profile_name}" if known else self.profile_name)
         if self.chroma_format_idc != 1:
             chroma = _CHROMA_NAMES.get(self.chroma_format_idc, str(self.chroma_format_idc))
             problems.append(f"chroma {chroma}")
