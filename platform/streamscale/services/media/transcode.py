@@ -150,7 +150,7 @@ class Ladder:
         self._avcc_record = bytes(avcc_record)
         self._length_size = (avcc_record[4] & 0x3) + 1
         self._source = (config.width, config.height)
-        self._stand_in_for_source(config)
+        self._encode_source_if_undecodable(config)
         with mapped_errors("open codecs"):
             dec: Any = av.CodecContext.create("h264", "r")
             dec.extradata = self._avcc_record
@@ -173,7 +173,7 @@ class Ladder:
         self._dts_queue.clear()
         self._last_dts_out = None
 
-    def _stand_in_for_source(self, config: H264Config) -> None:
+    def _encode_source_if_undecodable(self, config: H264Config) -> None:
         """Browsers cannot decode every H.264 (4:4:4, 10-bit, ...): then the source rung
         is encoded at the source size under the same name instead of passed through."""
         passthrough = next((r for r in self._requested if r.passthrough), None)
@@ -181,9 +181,9 @@ class Ladder:
         self.source_problem = config.browser_problem() if passthrough else None
         if passthrough is None or self.source_problem is None:
             return
-        stand_in = source_rung_spec(passthrough.name, config.width, config.height,
-                                    self.frame_rate)
-        self.specs = tuple(stand_in if r is passthrough else r for r in self._requested)
+        encoded = source_rung_spec(passthrough.name, config.width, config.height,
+                                   self.frame_rate)
+        self.specs = tuple(encoded if r is passthrough else r for r in self._requested)
         self._source_name = None
 
     @property
