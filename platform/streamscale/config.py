@@ -117,6 +117,14 @@ class MediaConfig:
     key_check_s: float = 0.5  # how often a live publisher's key is re-checked
     ladder: str = "source,720p,480p,360p"  # rungs, from KNOWN_RUNGS; taller than source skipped
     transcode_capacity: float = 2.0  # 720p30-ladder equivalents this node transcodes in real time
+    # Overload (services/media/transcode_overload.py): shed a rung on sustained lag, restore
+    # it when headroom is back; a shed rung's players get the next rung down meanwhile.
+    shed_warmup_s: float = 5.0  # no decision in a ladder's first seconds (start-up burst)
+    shed_behind_s: float = 1.0  # backlog behind real time that counts as lagging ...
+    shed_sustain_s: float = 3.0  # ... with load > 1, without a break, this long: shed one
+    restore_load: float = 0.7  # restore when the load with the rung back stays under this
+    restore_after_s: float = 15.0  # ... for this long
+    shed_cooldown_s: float = 5.0  # at most one shed or restore per this long
     segment_s: float = 2.0  # segments are cut on the first keyframe at or after this
     part_s: float = 0.334  # LL-HLS part target
     window_segments: int = 12  # complete segments a live media playlist lists
@@ -132,8 +140,13 @@ class MediaConfig:
             if getattr(self, name) < 4096:
                 raise ConfigError(f"{name}: must be at least 4096 (room for the RTMP handshake)")
         for name in ("reconnect_grace_s", "key_check_s", "transcode_capacity", "segment_s",
-                     "part_s", "recording_retention_days"):
+                     "part_s", "recording_retention_days", "shed_behind_s"):
             _check(self, name, _positive)
+        for name in ("shed_warmup_s", "shed_sustain_s", "restore_after_s", "shed_cooldown_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative")
+        if not 0 < self.restore_load < 1:
+            raise ConfigError("restore_load: must be between 0 and 1 (a fraction of real time)")
         if self.part_s > self.segment_s:
             raise ConfigError("part_s: must not exceed segment_s")
         if self.window_segments < 1:

@@ -7,6 +7,7 @@ frame counts, keyframe alignment, timestamps, encoder delay and error handling.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ from streamscale.services.media.transcode import (
     ladder_cost,
     parse_ladder,
 )
+from streamscale.services.media.transcode_overload import OverloadGovernor, OverloadPolicy
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 RUNGS = [
@@ -329,47 +331,190 @@ async def test_runs_in_a_worker_thread_from_trio(plain_clip: Clip) -> None:
 # -- overload ----------------------------------------------------------------------------
 
 
-def test_drop_rungs_most_expensive_first_never_the_source(plain_clip: Clip) -> None:
+@pytest.fixture(scope="module")
+def gop_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """2 s, keyframes every 0.5 s (frames 0, 15, 30, 45), no B-frames."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "g.flv", seconds=2, bframes=0, gop=15)
+
+
+def push_units(ladder: Ladder, units: Sequence[AU]) -> list[EncodedFrame]:
+    out: list[EncodedFrame] = []
+    for u in units:
+        out += ladder.push(u.data, dts_ms=u.dts_ms, pts_ms=u.pts_ms, keyframe=u.keyframe,
+                           wallclock_s=0)  # fmt: skip
+    return out
+
+
+def test_a_shed_rung_carries_the_next_rung_down_from_the_next_keyframe(gop_clip: Clip) -> None:
+    units = gop_clip.units
+    assert [i for i, u in enumerate(units) if u.keyframe] == [0, 15, 30, 45]
     ladder = Ladder(RUNGS)
-    ladder.configure(plain_clip.avcc_record)
+    ladder.configure(gop_clip.avcc_record)
     cost = ladder.cost
-    u = plain_clip.units
-    ladder.push(u[0].data, dts_ms=0, pts_ms=0, keyframe=True, wallclock_s=0)
-    assert ladder.drop_most_expensive_rung() == "180p"
-    assert ladder.cost < cost
-    out = ladder.push(u[1].data, dts_ms=u[1].dts_ms, pts_ms=u[1].pts_ms, keyframe=False,
-                      wallclock_s=0)  # fmt: skip
-    assert sorted(f.rung for f in out) == ["120p", "90p", "source"]
-    assert ladder.drop_most_expensive_rung() == "120p"
-    assert ladder.drop_most_expensive_rung() == "90p"
-    assert ladder.drop_most_expensive_rung() is None
+    extradata = {name: ladder.rung_extradata(name) for name in ("180p", "120p", "90p")}
+    frames = push_units(ladder, units[:1])
+    assert ladder.shed() == "180p"
+    assert ladder.cost < cost and ladder.shed_rungs == ["180p"]
+    frames += push_units(ladder, units[1:16])  # the switch happens on frame 15
+    assert ladder.shed() == "120p"
+    frames += push_units(ladder, units[16:31])
+    assert ladder.shed() == "90p"
+    frames += push_units(ladder, units[31:])
+    assert ladder.shed() is None  # only the (free) passthrough is left
+    assert ladder.cost == 0 and ladder.shed_rungs == ["180p", "120p", "90p"]
+    assert ladder.rungs == ["source", "180p", "120p", "90p"]  # every rendition goes on
+    rungs = by_rung([frames])
+    tracks = {name: [(f.source, f.keyframe) for f in got] for name, got in rungs.items()}
+    for name in ("source", "180p", "120p", "90p"):
+        assert len(rungs[name]) == len(units), name  # no frame lost, none doubled
+        dts = [f.dts_90k for f in rungs[name]]
+        assert dts == sorted(set(dts)), name
+    switches = {  # (frame index, new track) for every change of track
+        name: [(i, t[0]) for i, t in enumerate(seq) if i and t[0] != seq[i - 1][0]]
+        for name, seq in tracks.items()
+    }
+    assert switches == {
+        "source": [],
+        "180p": [(15, "120p"), (30, "90p"), (45, "source")],
+        "120p": [(30, "90p"), (45, "source")],
+        "90p": [(45, "source")],
+    }
+    for name, changes in switches.items():  # every switch lands on a keyframe
+        assert all(tracks[name][i][1] for i, _ in changes), name
+    # what 180p's players decode after frame 15: 120p's pictures, with 120p's SPS/PPS
+    pictures = decode(extradata["120p"], rungs["180p"][15:30])
+    assert len(pictures) == 15 and {(p.width, p.height) for p in pictures} == {SIZES["120p"]}
     assert ladder.stats.dropped_rungs == ["180p", "120p", "90p"]
-    assert ladder.rungs == ["source"] and ladder.cost == 0
-    out = ladder.push(u[2].data, dts_ms=u[2].dts_ms, pts_ms=u[2].pts_ms, keyframe=False,
-                      wallclock_s=0)  # fmt: skip
-    assert [f.rung for f in out] == ["source"]
-    with pytest.raises(KeyError):
-        ladder.rung_extradata("180p")
+
+
+def test_a_restored_rung_comes_back_on_its_own_encoder(gop_clip: Clip) -> None:
+    units = gop_clip.units
+    ladder = Ladder(RUNGS)
+    ladder.configure(gop_clip.avcc_record)
+    frames = push_units(ladder, units[:1])
+    assert ladder.restore() is None  # nothing shed
+    assert ladder.shed() == "180p"
+    frames += push_units(ladder, units[1:20])
+    assert ladder.rung_size("180p") == SIZES["120p"]
+    assert ladder.restore() == "180p"
+    assert ladder.shed_rungs == []
+    frames += push_units(ladder, units[20:])
+    assert ladder.rung_size("180p") == SIZES["180p"]
+    rendition = by_rung([frames])["180p"]
+    assert [f.source for f in rendition] == ["180p"] * 15 + ["120p"] * 15 + ["180p"] * 30
+    assert rendition[30].keyframe
+    pictures = decode(ladder.rung_extradata("180p"), rendition[30:])
+    assert len(pictures) == 30 and {(p.width, p.height) for p in pictures} == {SIZES["180p"]}
+
+
+def test_a_shed_undone_before_the_keyframe_changes_nothing(gop_clip: Clip) -> None:
+    ladder = Ladder(RUNGS)
+    ladder.configure(gop_clip.avcc_record)
+    frames = push_units(ladder, gop_clip.units[:5])
+    assert ladder.shed() == "180p"
+    assert ladder.restore() == "180p"
+    frames += push_units(ladder, gop_clip.units[5:])
+    assert all(f.source == f.rung for f in frames)
+
+
+def test_a_ladder_restarted_with_shed_rungs_keeps_them_shed(gop_clip: Clip) -> None:
+    ladder = Ladder(RUNGS, shed=["180p"])
+    ladder.configure(gop_clip.avcc_record)
+    assert ladder.rungs == ["source", "180p", "120p", "90p"]
+    assert ladder.track_of("180p") == "120p" and ladder.rung_size("180p") == SIZES["120p"]
+    frames = by_rung([push_units(ladder, gop_clip.units[:3])])
+    assert [f.source for f in frames["180p"]] == ["120p"] * 3
 
 
 def test_falling_behind_is_measured_and_sheds_one_rung_per_cooldown(plain_clip: Clip) -> None:
     ticks = itertools.count()
-    ladder = Ladder(RUNGS, clock=lambda: next(ticks) * 0.02)  # every clock read: 20 ms on
+    policy = OverloadPolicy(warmup_s=0, shed_sustain_s=0.2, cooldown_s=5.0)
+    ladder = Ladder(RUNGS, clock=lambda: next(ticks) * 0.02, overload=policy)
     ladder.configure(plain_clip.avcc_record)
-    for u in plain_clip.units:
+    decisions = []
+    for u in plain_clip.units:  # every clock read moves 20 ms: >= 60 ms per 33 ms frame
         ladder.push(u.data, dts_ms=u.dts_ms, pts_ms=u.pts_ms, keyframe=u.keyframe, wallclock_s=0)
-    assert ladder.load > 1.5  # >= 2 reads a push (+1 per rung): >= 60 ms per 33 ms frame
-    assert ladder.behind_s > 0.5
-    assert ladder.degrade_if_lagging(max_behind_s=0.01, cooldown_s=0.5) == "180p"
-    assert ladder.degrade_if_lagging(max_behind_s=0.01, cooldown_s=0.5) is None  # cooling down
-    assert ladder.degrade_if_lagging(max_behind_s=1e6) is None
+        decisions.append(ladder.rebalance(can_afford=lambda _extra: True))
+    assert ladder.load > 1.5 and ladder.behind_s > 0.5
+    assert [d for d in decisions if d] == [("shed", "180p")]  # once: then cooling down
 
 
 def test_keeping_up_is_not_lagging(plain_clip: Clip) -> None:
-    ladder = Ladder(RUNGS)
+    ladder = Ladder(RUNGS, overload=OverloadPolicy(warmup_s=0, shed_sustain_s=0))
     run_ladder(ladder, plain_clip)  # 320x180 encodes far faster than 30 fps
     assert ladder.behind_s < 0.1
-    assert ladder.degrade_if_lagging() is None
+    assert ladder.rebalance(can_afford=lambda _extra: True) is None
+
+
+def test_a_restore_waits_for_admission_control(gop_clip: Clip) -> None:
+    policy = OverloadPolicy(warmup_s=0, restore_after_s=0, cooldown_s=0)
+    ladder = Ladder(RUNGS, shed=["180p"], overload=policy)
+    ladder.configure(gop_clip.avcc_record)
+    push_units(ladder, gop_clip.units[:2])
+    asked: list[float] = []
+    assert ladder.rebalance(can_afford=lambda extra: bool(asked.append(extra))) is None
+    assert asked and asked[0] > 0 and ladder.shed_rungs == ["180p"]
+    assert ladder.rebalance(can_afford=lambda _extra: True) == ("restore", "180p")
+
+
+# -- the overload policy, on readings ------------------------------------------------------
+
+
+def run_policy(
+    policy: OverloadPolicy, readings: Sequence[tuple[float, float, float | None]], fps: int = 30
+) -> list[tuple[float, str]]:
+    """(behind_s, load, restored_load) per frame; the decisions with their media time."""
+    governor = OverloadGovernor(policy)
+    out = []
+    for i, (behind, load, restored) in enumerate(readings):
+        t = i / fps
+        decision = governor.observe(t, behind_s=behind, load=load, restored_load=restored)
+        if decision:
+            out.append((round(t, 2), decision))
+    return out
+
+
+def test_a_start_up_burst_sheds_nothing() -> None:
+    """The burst seen from outside: load 2.39, 1.20, 0.77 within seconds of the start, the
+    backlog above a second and draining. The old policy shed three rungs; this one none."""
+    readings = []
+    behind = 0.0
+    for i in range(30 * 20):
+        t = i / 30
+        load = 3.0 * math.exp(-t / 2.5)  # 2.4 at 0.6 s, 1.2 at 2.3 s, 0.77 at 3.4 s
+        behind = max(0.0, behind + (load - 1) / 30)
+        readings.append((behind, load, None))
+    assert max(b for b, _, _ in readings) > 1.0  # it did lag past the threshold
+    assert run_policy(OverloadPolicy(), readings) == []
+
+
+def test_sustained_lag_sheds_one_rung_per_cooldown_and_headroom_restores() -> None:
+    policy = OverloadPolicy()
+    lagging = [(2.0, 1.3, None)] * (30 * 20)  # from t=0: lagging for 20 s
+    decisions = run_policy(policy, lagging)
+    # not in warm-up (5 s); the lag run started at 0 but counts only after warm-up ends:
+    # first shed at 5 s, then a fresh 3 s run after each 5 s cooldown
+    assert decisions == [(5.0, "shed"), (10.0, "shed"), (15.0, "shed")]
+    calm = [(0.0, 0.4, 0.6)] * (30 * 40)
+    restores = run_policy(policy, [(0.0, 0.4, 0.6)] * 30 * 6 + calm)
+    assert restores[0] == (15.0, "restore")  # 15 s of headroom (warm-up already over)
+    times = [t for t, _ in restores]  # each run of headroom starts after the last change
+    assert len(times) == 3 and all(14.9 < b - a < 15.2 for a, b in itertools.pairwise(times))
+    # a restore that would overload again (0.75 >= 0.7) never happens
+    assert run_policy(policy, [(0.0, 0.5, 0.75)] * (30 * 60)) == []
+
+
+def test_a_single_bad_reading_restarts_the_count() -> None:
+    policy = OverloadPolicy(warmup_s=0, shed_sustain_s=3.0)
+    readings = ([(2.0, 1.5, None)] * 80 + [(2.0, 0.9, None)]) * 4  # 2.7 s runs, broken
+    assert run_policy(policy, readings) == []
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="restore_load"):
+        OverloadPolicy(restore_load=1.2)
+    with pytest.raises(ValueError, match="shed_behind_s"):
+        OverloadPolicy(shed_behind_s=0)
 
 
 # -- config and admission -------------------------------------------------------------------

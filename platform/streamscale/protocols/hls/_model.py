@@ -22,6 +22,7 @@ from ._fmp4 import AudioTrack, FragmentSample, TrackRun, VideoTrack, fragment
 
 INIT_URI = "init.mp4"
 _RESOURCE_RE = re.compile(r"(?P<msn>[0-9]{1,18})(?:\.(?P<part>[0-9]{1,6}))?\.m4s")
+_INIT_RE = re.compile(r"init-(?P<map>[1-9][0-9]{0,5})\.mp4")
 _MAX_QUEUED_AUDIO_S = 10.0
 
 
@@ -33,6 +34,11 @@ def part_uri(msn: int, index: int) -> str:
     return f"{msn}.{index}.m4s"
 
 
+def init_uri(map_index: int) -> str:
+    """The init segment of the `map_index`-th video track of a rendition (0: init.mp4)."""
+    return INIT_URI if map_index == 0 else f"init-{map_index}.mp4"
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """A media file name an origin was asked for, decoded."""
@@ -40,12 +46,16 @@ class Resource:
     kind: Literal["init", "segment", "part"]
     msn: int = -1
     part: int = -1
+    map_index: int = 0  # for "init"
 
 
 def parse_resource(name: str) -> Resource | None:
-    """Decode `init.mp4`, `<msn>.m4s` or `<msn>.<part>.m4s`; None for anything else."""
+    """Decode `init.mp4`, `init-<n>.mp4`, `<msn>.m4s` or `<msn>.<part>.m4s`; else None."""
     if name == INIT_URI:
         return Resource("init")
+    init = _INIT_RE.fullmatch(name)
+    if init is not None:
+        return Resource("init", map_index=int(init["map"]))
     match = _RESOURCE_RE.fullmatch(name)
     if match is None:
         return None
@@ -111,6 +121,8 @@ class SegmentInfo:
     msn: int
     duration_s: float
     program_date_time_s: float | None = None
+    discontinuity: bool = False  # the video track changed here (EXT-X-DISCONTINUITY)
+    map_index: int = 0  # which init segment applies (see init_uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +135,8 @@ class Segment:
     start_s: float  # media time of the first sample, in seconds
     program_date_time_s: float | None
     payload: bytes
+    discontinuity: bool = False  # the first segment after a video track switch
+    map_index: int = 0  # which init segment applies (see init_uri)
 
     @property
     def uri(self) -> str:
@@ -130,7 +144,10 @@ class Segment:
 
     @property
     def info(self) -> SegmentInfo:
-        return SegmentInfo(self.msn, self.duration_s, self.program_date_time_s)
+        return SegmentInfo(
+            self.msn, self.duration_s, self.program_date_time_s, self.discontinuity,
+            self.map_index,
+        )
 
 
 def check_avcc(data: bytes) -> None:
@@ -177,6 +194,9 @@ class Segmenter:
         self._last_dts: dict[str, int] = {}
         self._anchor: tuple[float, int] | None = None
         self._sequence = 1
+        self.map_index = 0  # bumps on every video track switch
+        self.open_discontinuity = False  # the open segment starts a new video track
+        self._switch_to: VideoTrack | None = None
 
     @property
     def open_start_s(self) -> float | None:
@@ -191,12 +211,35 @@ class Segmenter:
     def open_pdt(self) -> float | None:
         return None if self._seg_start is None else self.pdt_at(self._seg_start)
 
+    def switch_video(self, track: VideoTrack) -> None:
+        """From the next video sample (a keyframe) on, package `track` instead.
+
+        The open segment is closed there, whatever its length, and the next one starts
+        with EXT-X-DISCONTINUITY and a new init segment (`map_index` + 1): how a rung
+        shed under overload keeps its playlist going on another rung's pictures, and
+        goes back to its own when restored. The timeline and sequence numbers go on.
+        """
+        if self.video is None:
+            raise HLSError("this rendition has no video track to switch")
+        if track.timescale != self.video.timescale:
+            raise HLSError("a switched video track must keep the timescale")
+        self._switch_to = track
+
     def push_video(self, sample: Sample) -> list[Part | Segment]:
         if self.video is None:
             raise HLSError("this rendition has no video track")
         check_avcc(sample.data)
+        if self._switch_to is not None and not sample.keyframe:
+            raise HLSError("a video track switch must start on a keyframe")
         self._check_dts("video", sample.dts)
-        return self._push_driver(sample)
+        if self._switch_to is None:
+            return self._push_driver(sample)
+        out = self._push_driver(sample, cut=True)
+        self.video, self._switch_to = self._switch_to, None
+        self.tracks = [t for t in (self.video, self.audio) if t]
+        self.map_index += 1
+        self.open_discontinuity = self.msn > 0  # nothing was published before: no break
+        return out
 
     def push_audio(self, sample: Sample) -> list[Part | Segment]:
         if self.audio is None:
@@ -250,7 +293,7 @@ class Segmenter:
         pts = s.dts if s.pts is None else s.pts
         return FragmentSample(s.data, dur, s.keyframe, pts - s.dts)
 
-    def _push_driver(self, sample: Sample) -> list[Part | Segment]:
+    def _push_driver(self, sample: Sample, *, cut: bool = False) -> list[Part | Segment]:
         if self._anchor is None and sample.wallclock_s is not None:
             self._anchor = (sample.wallclock_s, sample.dts)
         out: list[Part | Segment] = []
@@ -268,7 +311,7 @@ class Segmenter:
         self._samples.append(self._fragment_sample(prev, dur))
         self._last_dur = dur
         t = sample.dts
-        if sample.keyframe and t - self._seg_start >= self.segment_target:
+        if sample.keyframe and (cut or t - self._seg_start >= self.segment_target):
             out.append(self._close_part(t))
             out.append(self._close_segment(t))
         elif t - self._part_start + dur > self.part_target + self.part_slack:
@@ -330,7 +373,10 @@ class Segmenter:
             start / self.timescale,
             self.pdt_at(start),
             b"".join(p.payload for p in self.parts),
+            self.open_discontinuity,
+            self.map_index,
         )
+        self.open_discontinuity = False
         self.msn += 1
         self.parts = []
         self._seg_start = end

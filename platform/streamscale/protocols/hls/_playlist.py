@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._model import INIT_URI, Part, Segment, SegmentInfo, part_uri, segment_uri
+from ._model import Part, Segment, SegmentInfo, init_uri, part_uri, segment_uri
 
 _SKIP_RE = re.compile(rb"^(#EXT-X-SKIP:SKIPPED-SEGMENTS=[0-9]+)\n", re.MULTILINE)
 LL_VERSION = 9  # EXT-X-SKIP/delta updates; PART etc. need at least 6
@@ -44,13 +44,19 @@ def pdt_line(unix_s: float | None) -> str:
     return "" if unix_s is None else f"#EXT-X-PROGRAM-DATE-TIME:{program_date_time(unix_s)}\n"
 
 
+def discontinuity_lines(map_index: int) -> str:
+    """A new video track from here on: the break, then the init segment that applies."""
+    return f'#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="{init_uri(map_index)}"\n'
+
+
 def segment_block(seg: Segment | SegmentInfo, *, with_parts: bool) -> str:
     """The lines of one complete segment, optionally preceded by its parts."""
+    brk = discontinuity_lines(seg.map_index) if seg.discontinuity else ""
     parts = (
         "".join(part_line(p) for p in seg.parts) if with_parts and isinstance(seg, Segment) else ""
     )
     return (
-        f"{pdt_line(seg.program_date_time_s)}{parts}"
+        f"{brk}{pdt_line(seg.program_date_time_s)}{parts}"
         f"#EXTINF:{duration(seg.duration_s)},\n{segment_uri(seg.msn)}\n"
     )
 
@@ -74,6 +80,8 @@ def media_header(
     part_target_s: float | None,
     skip_until_s: float | None = None,
     skipped: int = 0,
+    map_index: int = 0,
+    discontinuity_sequence: int = 0,
 ) -> str:
     """Everything above the first segment; `part_target_s=None` means classic HLS."""
     lines = [
@@ -91,7 +99,9 @@ def media_header(
         )
         lines.append(f"#EXT-X-PART-INF:PART-TARGET={duration(part_target_s)}\n")
     lines.append(f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}\n")
-    lines.append(f'#EXT-X-MAP:URI="{INIT_URI}"\n')
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}\n")
+    lines.append(f'#EXT-X-MAP:URI="{init_uri(map_index)}"\n')
     if skipped:
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n")
     return "".join(lines)
@@ -142,7 +152,7 @@ def vod_playlist(segments: Sequence[SegmentInfo | Segment]) -> bytes:
         "#EXT-X-PLAYLIST-TYPE:VOD\n",
         f"#EXT-X-MEDIA-SEQUENCE:{first}\n",
         "#EXT-X-INDEPENDENT-SEGMENTS\n",
-        f'#EXT-X-MAP:URI="{INIT_URI}"\n',
+        f'#EXT-X-MAP:URI="{init_uri(segments[0].map_index if segments else 0)}"\n',
     ]
     lines.extend(segment_block(s, with_parts=False) for s in segments)
     lines.append("#EXT-X-ENDLIST\n")

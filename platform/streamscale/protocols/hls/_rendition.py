@@ -57,8 +57,10 @@ class Rendition:
         self._owner = owner
         self._config = owner.config
         self._seg = Segmenter(video, audio, owner.config)
-        self.init_segment = init_segment(self._seg.tracks)
+        self._inits = {0: init_segment(self._seg.tracks)}  # by map index (see init_uri)
         self.codecs = ",".join(t.config.codec for t in self._seg.tracks)
+        self.hidden = False  # left out of the master (a rung shed under overload)
+        self._discontinuities = 0  # closed segments that start a new video track
         self.target_duration = max(1, math.ceil(self._config.segment_target_s - 1e-9))
         self.version = 0  # bumps on every new part or segment
         self.segment_version = 0  # bumps only when a segment closes or the stream ends
@@ -74,9 +76,28 @@ class Rendition:
 
     # -- packager side -------------------------------------------------------------------
 
+    @property
+    def init_segment(self) -> bytes:
+        """The init segment of the current video track."""
+        return self._inits[self._seg.map_index]
+
+    def init_for(self, map_index: int) -> bytes | None:
+        """The init segment a segment with this map index needs (None if never made)."""
+        return self._inits.get(map_index)
+
+    def switch_video(self, track: VideoTrack) -> None:
+        """Package `track` from the next video sample (a keyframe) on; see
+        `Segmenter.switch_video`. The playlist goes on: a discontinuity and a new init."""
+        self._seg.switch_video(track)
+
     def push_video(self, sample: Sample) -> list[Part | Segment]:
         """Add an AVCC access unit; returns the parts and segments it completed."""
+        map_index = self._seg.map_index
         events = self._seg.push_video(sample)
+        if self._seg.map_index != map_index:  # a switch took effect
+            self.video = self._seg.video
+            self._inits[self._seg.map_index] = init_segment(self._seg.tracks)
+            self.codecs = ",".join(t.config.codec for t in self._seg.tracks)
         if self._frames == 0:
             self._first_dts = sample.dts
         self._frames += 1
@@ -110,6 +131,7 @@ class Rendition:
                 self._open_block += pl.part_line(ev)
                 continue
             closed = True
+            self._discontinuities += ev.discontinuity
             self._entries.append(_Entry(ev))
             self._history.append(ev.info)
             self._open_block = ""
@@ -197,7 +219,8 @@ class Rendition:
         if ref is None:
             return Availability.NOT_FOUND, None
         if ref.kind == "init":
-            return Availability.AVAILABLE, self.init_segment
+            init = self.init_for(ref.map_index)
+            return (Availability.AVAILABLE, init) if init else (Availability.NOT_FOUND, None)
         if ref.kind == "segment":
             return self.segment(ref.msn)
         return self.part(ref.msn, ref.part)
@@ -246,7 +269,9 @@ class Rendition:
         window = self._window()
         first = window[0].segment.msn if window else self._seg.msn
         text = pl.media_header(
-            target_duration=self.target_duration, media_sequence=first, part_target_s=None
+            target_duration=self.target_duration, media_sequence=first, part_target_s=None,
+            map_index=self._map_of(window),
+            discontinuity_sequence=self._discontinuity_sequence(window),
         )
         text += "".join(e.plain for e in window)
         return (text + ("#EXT-X-ENDLIST\n" if self._seg.ended else "")).encode()
@@ -278,15 +303,27 @@ class Rendition:
             part_target_s=part_target_s,
             skip_until_s=skip_until,
             skipped=skipped,
+            map_index=self._map_of(listed),
+            discontinuity_sequence=self._discontinuity_sequence(window),
         )
         text += "".join(e.plain if i < cut else e.with_parts for i, e in enumerate(listed))
         if self._seg.ended:
             return text + "#EXT-X-ENDLIST\n"
+        if open_listed and self._seg.open_discontinuity:
+            text += pl.discontinuity_lines(self._seg.map_index)
         if open_parts:
             text += pl.pdt_line(self._seg.open_pdt()) + self._open_block
         if open_listed:
             text += pl.preload_hint(self._seg.msn, len(open_parts))
         return text
+
+    def _map_of(self, listed: list[_Entry]) -> int:
+        """The init segment for the header's EXT-X-MAP: the first listed segment's."""
+        return listed[0].segment.map_index if listed else self._seg.map_index
+
+    def _discontinuity_sequence(self, window: list[_Entry]) -> int:
+        """EXT-X-DISCONTINUITY-SEQUENCE: the breaks that have left the playlist."""
+        return self._discontinuities - sum(e.segment.discontinuity for e in window)
 
     def vod_playlist(self) -> bytes:
         """Every segment since the start, as a VOD playlist (for a recorded stream)."""
@@ -369,6 +406,14 @@ class Presentation:
         for rendition in self._renditions.values():
             rendition.end()
 
+    def set_hidden(self, name: str, hidden: bool) -> None:
+        """Leave a rendition out of the master (new players) or put it back; players that
+        already know it keep loading its playlist, which goes on either way."""
+        rendition = self._renditions[name]
+        if rendition.hidden != hidden:
+            rendition.hidden = hidden
+            self._changed(True)
+
     def _changed(self, segment_closed: bool) -> None:
         self.version += 1
         if segment_closed:
@@ -398,6 +443,8 @@ class Presentation:
         uri = PLAYLIST_URI if low_latency else CLASSIC_PLAYLIST_URI
         variants = []
         for r in self._renditions.values():
+            if r.hidden:
+                continue
             peak, average = r.bandwidth()
             if peak <= 0:
                 continue

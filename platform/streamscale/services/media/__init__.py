@@ -18,6 +18,7 @@ from ..streaming import StreamService
 from .ingest import RtmpIngest
 from .pipeline import RUNGS, MediaHub
 from .recording import expire_periodically
+from .transcode_overload import OverloadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ async def run(
                                     skip_until_s=media.skip_until_s or None),
             recordings_root=config.recordings_root, capacity=media.transcode_capacity,
             reconnect_grace_s=media.reconnect_grace_s,
+            overload=OverloadPolicy(
+                warmup_s=media.shed_warmup_s, shed_behind_s=media.shed_behind_s,
+                shed_sustain_s=media.shed_sustain_s, restore_load=media.restore_load,
+                restore_after_s=media.restore_after_s, cooldown_s=media.shed_cooldown_s),
         )
         ingest = RtmpIngest(
             store, streams, hub, key_check_s=media.key_check_s,

@@ -40,6 +40,7 @@ from ..streaming import StreamService
 from .ingest import PublishRefused, Tag
 from .recording import Recorder
 from .transcode import AdmissionControl, Ladder, RungSpec, TranscodeError
+from .transcode_overload import OverloadPolicy
 from .transcode_rungs import DEFAULT_LADDER, REFERENCE_LADDER
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class MediaStats:
     refused: int = 0
     transcoder_restarts: int = 0
     dropped_rungs: int = 0
+    restored_rungs: int = 0
     flv_errors: int = 0
 
 
@@ -100,6 +102,8 @@ class StreamPipeline:
     _audio_waiting: list[tuple[bytes, int]] = field(default_factory=list)  # before any video
     _grace: trio.CancelScope | None = None
     renditions: dict[str, Rendition] = field(default_factory=dict)
+    _tracks: dict[str, str] = field(default_factory=dict)  # rendition -> whose pictures
+    _forced: list[tuple[str, trio.MemorySendChannel[str | None]]] = field(default_factory=list)
     finished: trio.Event = field(default_factory=trio.Event)  # the stream has ended
 
     # -- one publish -----------------------------------------------------------------------
@@ -129,6 +133,9 @@ class StreamPipeline:
                 except (flv.FLVError, HLSError) as exc:
                     self.hub.stats.flv_errors += 1
                     log.warning("stream %s: bad media from publisher: %s", self.stream_id, exc)
+        forced, self._forced = self._forced, []
+        for _action, answer in forced:  # asked for while the publisher left: nothing done
+            answer.send_nowait(None)
 
     def _refuse(self, reason: str) -> None:
         """End this publish with an RTMP error status carrying `reason` (via the feed)."""
@@ -160,6 +167,9 @@ class StreamPipeline:
             if not keyframe:
                 return
             self._open_presentation()
+            for name in self.ladder.shed_rungs:  # shed before this presentation began
+                if name in self.renditions and self.presentation is not None:
+                    self.presentation.set_hidden(name, True)
         dts_ms = max(ts_ms, self._last_video_dts_ms + 1)
         self._last_video_dts_ms = dts_ms
         now = time.time()
@@ -177,20 +187,53 @@ class StreamPipeline:
             rendition = self.renditions.get(frame.rung)
             if rendition is None:
                 continue
+            if self._tracks.setdefault(frame.rung, frame.source) != frame.source:
+                # A shed rung now carries another rung's pictures, or a restored one its
+                # own again: same playlist, a discontinuity and a new init from here.
+                self._tracks[frame.rung] = frame.source
+                rendition.switch_video(
+                    VideoTrack.from_extradata(ladder.rung_extradata(frame.source)))
+                log.info("stream %s: rung %s now carries %s pictures", self.stream_id,
+                         frame.rung, "its own" if frame.source == frame.rung
+                         else f"{frame.source}'s")
             events = rendition.push_video(Sample(
                 frame.data, dts=frame.dts_90k, pts=frame.pts_90k, keyframe=frame.keyframe,
                 wallclock_s=frame.wallclock_s))
             changed |= self._record(rendition, events)
-        dropped = ladder.degrade_if_lagging()
-        if dropped is not None:
-            self.hub.stats.dropped_rungs += 1
-            self.hub.admission.update(self.stream_id, ladder.cost)
-            gone = self.renditions.pop(dropped, None)
-            if gone is not None:
-                self._record(gone, gone.end())
-            changed = True
+        self._rebalance(ladder)
         if changed:
             self.hub.registry.changed(self.stream_id)
+
+    def _rebalance(self, ladder: Ladder) -> None:
+        """Overload: the policy's decision, then any forced one (MediaHub.shed/restore),
+        between two pushes, so the ladder is never touched while a worker thread runs it."""
+        admission = self.hub.admission
+        decision = ladder.rebalance(
+            can_afford=lambda extra: admission.available >= extra - 1e-9)
+        if decision is not None:
+            self._overload_change(ladder, *decision)
+        forced, self._forced = self._forced, []
+        for action, answer in forced:
+            name = ladder.shed() if action == "shed" else ladder.restore()
+            if name is not None:
+                log.warning("stream %s: %s rung %s (asked for)", self.stream_id, action, name)
+                self._overload_change(ladder, action, name)
+            answer.send_nowait(name)
+
+    def _overload_change(self, ladder: Ladder, action: str, name: str) -> None:
+        """A rung shed leaves the master (new players do not pick it) but its playlist goes
+        on; a restored one comes back. Admission control follows the ladder's cost."""
+        self.hub.admission.update(self.stream_id, ladder.cost)
+        if action == "shed":
+            self.hub.stats.dropped_rungs += 1
+        else:
+            self.hub.stats.restored_rungs += 1
+        if self.presentation is not None and name in self.renditions:
+            self.presentation.set_hidden(name, action == "shed")
+            self.hub.registry.changed(self.stream_id)
+        log.warning("stream %s: %s rung %s; ladder cost now %.2f (%s shed)", self.stream_id,
+                    "shed" if action == "shed" else "restored", name, ladder.cost,
+                    ", ".join(ladder.shed_rungs) or "none")
 
     def _audio(self, payload: bytes, ts_ms: int) -> None:
         tag = flv.parse_audio(payload)
@@ -257,7 +300,7 @@ class StreamPipeline:
             await self._close_presentation()
         self._audio_waiting.clear()
         self.ladder = None
-        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate)
+        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate, overload=self.hub.overload)
         try:
             await trio.to_thread.run_sync(ladder.configure, record, limiter=self.hub.limiter)
         except TranscodeError as exc:
@@ -287,9 +330,10 @@ class StreamPipeline:
         self.hub.stats.transcoder_restarts += 1
         log.error("stream %s: transcoder failed (%s); restarting from the next keyframe",
                   self.stream_id, exc)
-        # Only the rungs still packaged (some may have been shed under overload).
-        rungs = [r for r in self.hub.rungs if r.name in self.renditions] or self.hub.rungs
-        ladder = Ladder(rungs, frame_rate=self.frame_rate)
+        # The same rungs, the shed ones still shed (their renditions keep their stand-ins).
+        shed = self.ladder.shed_rungs if self.ladder is not None else []
+        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate,
+                        overload=self.hub.overload, shed=shed)
         await trio.to_thread.run_sync(ladder.configure, self.avc_record,
                                       limiter=self.hub.limiter)
         self.ladder = ladder
@@ -355,6 +399,7 @@ class StreamPipeline:
             with trio.move_on_after(RECORDING_DRAIN_S):  # queued segments, then playlists
                 await self.recorder.finished.wait()
         self.presentation, self.recorder, self.renditions = None, None, {}
+        self._tracks = {}
 
     async def finish(self) -> None:
         await self._close_presentation()
@@ -370,7 +415,7 @@ class MediaHub:
     def __init__(
         self, *, nursery: trio.Nursery, streams: StreamService, registry: MediaRegistry,
         rungs: list[RungSpec], packager: PackagerConfig, recordings_root: Path,
-        capacity: float, reconnect_grace_s: float,
+        capacity: float, reconnect_grace_s: float, overload: OverloadPolicy | None = None,
     ) -> None:
         self.nursery = nursery
         self.streams = streams
@@ -380,12 +425,31 @@ class MediaHub:
         self.recordings_root = recordings_root
         self.admission = AdmissionControl(capacity)
         self.reconnect_grace_s = reconnect_grace_s
+        self.overload = overload or OverloadPolicy()
         self.limiter = trio.CapacityLimiter(max(2, int(capacity * 2)))
         self.stats = MediaStats()
         self._pipelines: dict[str, StreamPipeline] = {}
 
     def pipeline(self, stream_id: str) -> StreamPipeline | None:
         return self._pipelines.get(stream_id)
+
+    async def shed(self, stream_id: str) -> str | None:
+        """Shed a live stream's costliest rung now, as overload would (for operators and
+        drills); the rung's name, or None if nothing is left to shed."""
+        return await self._force(stream_id, "shed")
+
+    async def restore(self, stream_id: str) -> str | None:
+        """Restore a live stream's most recently shed rung; its name, or None."""
+        return await self._force(stream_id, "restore")
+
+    async def _force(self, stream_id: str, action: str) -> str | None:
+        pipeline = self._pipelines.get(stream_id)
+        if pipeline is None or not pipeline.publishing or pipeline.ladder is None:
+            return None
+        send, receive = trio.open_memory_channel[str | None](1)
+        pipeline._forced.append((action, send))  # done after the next pushed frame
+        async with receive:
+            return await receive.receive()
 
     @property
     def live(self) -> list[str]:

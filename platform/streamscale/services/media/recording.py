@@ -31,13 +31,13 @@ from pathlib import Path
 import trio
 
 from ...protocols.hls import (
-    INIT_URI,
     PLAYLIST_URI,
     Part,
     Rendition,
     Segment,
     SegmentInfo,
     Variant,
+    init_uri,
     master_playlist,
     segment_uri,
     vod_playlist,
@@ -62,13 +62,13 @@ class _Write:
     rendition: str
     info: SegmentInfo
     payload: bytes
-    init: bytes | None  # the rendition's init segment, with its first queued segment
+    init: bytes | None  # the segment's init segment, with the first segment that uses it
 
 
 @dataclass(eq=False)
 class _Track:
     rendition: Rendition
-    init_queued: bool = False
+    inits_queued: set[int] = field(default_factory=set)  # map indexes (see init_uri)
     written: list[SegmentInfo] = field(default_factory=list)
     bits: int = 0
     peak_bps: float = 0.0
@@ -115,7 +115,8 @@ class Recorder:
             rendition.name,
             segment.info,
             segment.payload,
-            None if track.init_queued else rendition.init_segment,
+            None if segment.map_index in track.inits_queued
+            else rendition.init_for(segment.map_index),
         )
         try:
             self._send.send_nowait(item)
@@ -129,7 +130,7 @@ class Recorder:
         except trio.ClosedResourceError:
             log.warning("recording %s: segment after end() ignored", self.stream_id)
             return False
-        track.init_queued = True
+        track.inits_queued.add(segment.map_index)
         self.queued += 1
         return True
 
@@ -167,7 +168,8 @@ class Recorder:
             log.error("recording %s: %s segment %d not written: %s",
                       self.stream_id, item.rendition, item.info.msn, exc)
             if item.init is not None:
-                self._tracks[item.rendition].init_queued = False  # retry with the next one
+                # retry with the next one
+                self._tracks[item.rendition].inits_queued.discard(item.info.map_index)
             return
         self.written += 1
         track = self._tracks[item.rendition]
@@ -180,7 +182,7 @@ class Recorder:
     @staticmethod
     def _write_files(folder: Path, item: _Write) -> None:
         if item.init is not None:
-            write_atomic(folder / INIT_URI, item.init)
+            write_atomic(folder / init_uri(item.info.map_index), item.init)
         write_atomic(folder / segment_uri(item.info.msn), item.payload)
 
     def _playlists(self) -> dict[Path, bytes]:

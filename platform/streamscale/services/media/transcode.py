@@ -17,17 +17,24 @@ profiles beyond High) gets an encoded rung at its own size, 4:2:0 8-bit, in plac
 passthrough and under its name; that rung counts in `cost` like any other.
 
 Under overload the ladder degrades instead of stalling: it tracks how far its encode
-time runs behind media time (`behind_s`, `load`) and the service calls
-`degrade_if_lagging()` (or `drop_most_expensive_rung()`) to shed the costliest rung.
+time runs behind media time (`behind_s`, `load`), and `rebalance()` applies the overload
+policy (`transcode_overload`): shed the costliest rung on sustained lag, restore it when
+headroom comes back. A shed rung is never ended: from the next source keyframe its
+rendition carries the pictures of the next rung down (`EncodedFrame.track` names whose),
+so players that chose it from the master keep playing through a discontinuity; the
+packager switches the rendition's track there (`Rendition.switch_video`). Restoring
+switches it back, again on a keyframe.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -45,6 +52,7 @@ from .transcode_codec import (
     TranscodeError,
     mapped_errors,
 )
+from .transcode_overload import Decision, OverloadGovernor, OverloadPolicy
 from .transcode_rungs import (
     DEFAULT_LADDER,
     REFERENCE_LADDER,
@@ -84,6 +92,19 @@ _TICKS_PER_MS = 90
 _LOAD_WINDOW_S = 2.0  # `load` averages over about this much media time
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Which encoder feeds a rendition: `track` from `switch_dts` on, `previous` before
+    (frames an encoder still held when the switch came belong to the old track)."""
+
+    track: str
+    previous: str = ""
+    switch_dts: int = 0
+
+    def takes(self, track: str, dts: int) -> bool:
+        return track == self.track if dts >= self.switch_dts else track == self.previous
+
+
 class Ladder:
     """Decode a stream once and encode every rung; see the module docstring.
 
@@ -104,6 +125,8 @@ class Ladder:
         settings: CodecSettings = LOW_LATENCY,
         max_consecutive_errors: int = 5,
         clock: Callable[[], float] = time.perf_counter,
+        overload: OverloadPolicy | None = None,
+        shed: Sequence[str] = (),
     ) -> None:
         if frame_rate <= 0:
             raise ValueError("frame_rate must be positive")
@@ -131,7 +154,12 @@ class Ladder:
         self._errors_in_row = 0
         self._media_s = 0.0
         self._busy_acc = self._media_acc = 0.0
-        self._last_drop_media_s = float("-inf")
+        self.governor = OverloadGovernor(overload)
+        self._shed: list[str] = list(shed)  # shed rungs, oldest first (restored last first)
+        self._to_shed: list[str] = []  # decided, applied at the next source keyframe
+        self._to_restore: list[str] = []
+        self._routes: dict[str, _Route] = {}  # every served rendition but the passthrough
+        self._shares: dict[str, float] = {}  # a shed rung's measured load, for restoring
 
     # -- setup -------------------------------------------------------------------------
 
@@ -159,7 +187,7 @@ class Ladder:
             self._decoder = dec
             self._rungs = {}
             for spec in usable_rungs(self.specs, config.height):
-                if spec.passthrough or spec.name in self.stats.dropped_rungs:
+                if spec.passthrough or spec.name in self._shed:
                     continue
                 width, height = spec.size(config.width, config.height)
                 self._rungs[spec.name] = EncodedRung(
@@ -172,6 +200,10 @@ class Ladder:
         self._pending.clear()
         self._dts_queue.clear()
         self._last_dts_out = None
+        self._to_shed.clear()
+        self._to_restore.clear()
+        self._routes = {}
+        self._reroute(0)
 
     def _encode_source_if_undecodable(self, config: H264Config) -> None:
         """Browsers cannot decode every H.264 (4:4:4, 10-bit, ...): then the source rung
@@ -192,33 +224,54 @@ class Ladder:
 
     @property
     def rungs(self) -> list[str]:
-        """Active rung names: the passthrough first, then encoded rungs as configured."""
+        """The renditions this ladder serves: the passthrough first, then the encoded rungs
+        as configured, shed ones included (they carry another rung's pictures)."""
         if self._source is None:
             return []
-        return ([self._source_name] if self._source_name else []) + list(self._rungs)
+        return ([self._source_name] if self._source_name else []) + list(self._routes)
+
+    @property
+    def shed_rungs(self) -> list[str]:
+        """Rungs shed (or about to be, at the next keyframe), oldest first."""
+        return [r for r in self._shed if r not in self._to_restore] + self._to_shed
+
+    def track_of(self, name: str) -> str:
+        """Whose pictures rendition `name` carries now (its own unless shed)."""
+        if self._is_passthrough(name):
+            return name
+        try:
+            return self._routes[name].track
+        except KeyError:
+            raise KeyError(f"no rung {name!r} (served: {self.rungs})") from None
 
     def rung_size(self, name: str) -> tuple[int, int]:
+        """The picture size rendition `name` carries now."""
         if self._source is None:
             raise TranscodeError("ladder is not configured")
-        if self._is_passthrough(name):
+        track = self.track_of(name)
+        if self._is_passthrough(track):
             return self._source
-        rung = self._rung(name)
+        rung = self._rung(track)
         return rung.width, rung.height
 
     def rung_extradata(self, name: str) -> bytes:
-        """SPS/PPS of a rung for `VideoTrack.from_extradata` (avcC or Annex-B)."""
+        """SPS/PPS of what rendition `name` carries now (or of encoder/passthrough `name`),
+        for `VideoTrack.from_extradata` (avcC or Annex-B)."""
         if self._source is None:
             raise TranscodeError("ladder is not configured")
-        if self._is_passthrough(name):
+        track = name if name in self._rungs else self.track_of(name)
+        if self._is_passthrough(track):
             return self._avcc_record
-        return self._rung(name).extradata
+        return self._rung(track).extradata
 
     @property
     def cost(self) -> float:
-        """Current cost in 720p30-equivalents, for `AdmissionControl.update`."""
+        """Cost in 720p30-equivalents once pending changes apply, for admission control."""
         if self._source is None:
             return 0.0
-        active = [r for r in self.specs if r.passthrough or r.name in self._rungs]
+        active = [r for r in self.specs if r.passthrough
+                  or (r.name in self._rungs and r.name not in self._to_shed)
+                  or r.name in self._to_restore]
         width, height = self._source
         return ladder_cost(
             active, source_width=width, source_height=height, source_fps=self.frame_rate
@@ -243,6 +296,8 @@ class Ladder:
         data = self._check_framing(bytes(access_unit_avcc))
         meta = FrameMeta(pts_ms * _TICKS_PER_MS, dts_ms * _TICKS_PER_MS, keyframe, wallclock_s)
         out: list[EncodedFrame] = []
+        if keyframe and (self._to_shed or self._to_restore):
+            out.extend(self._apply_changes(meta.dts))
         name = self._source_name
         if name is not None:
             out.append(EncodedFrame(name, data, meta.dts, meta.pts, keyframe, wallclock_s))
@@ -256,7 +311,7 @@ class Ladder:
             for frame in self._decode(packet):
                 out.extend(self._encode(frame))
         self._account(meta.dts, self._clock() - started)
-        return out
+        return self._route(out)
 
     def flush(self) -> list[EncodedFrame]:
         """End of stream: drain the decoder and every encoder. Configure to start again."""
@@ -272,50 +327,157 @@ class Ladder:
             frames = rung.flush()
             self.stats.count(rung.name, len(frames), self._clock() - started)
             out.extend(frames)
-        return out
+        return self._route(out)
 
     # -- overload ----------------------------------------------------------------------
 
-    def drop_most_expensive_rung(self) -> str | None:
-        """Stop encoding the costliest rung (never the passthrough); None if none is left.
-
-        Its held frames are discarded; the service removes the rendition and updates
-        admission control with `cost`.
-        """
-        if not self._rungs:
+    def shed(self) -> str | None:
+        """Shed the costliest encoded rung from the next source keyframe on; its name, or
+        None if there is nothing left to shed (the passthrough is free; without one, the
+        last encoded rung stays). Its rendition goes on with the next rung's pictures."""
+        planned = [n for n in self._rungs if n not in self._to_shed] + self._to_restore
+        if not planned or (len(planned) == 1 and self._source_name is None):
             return None
-        rung = max(self._rungs.values(), key=lambda r: r.pixel_rate)
-        del self._rungs[rung.spec.name]
-        self.stats.dropped_rungs.append(rung.spec.name)
-        self._last_drop_media_s = self._media_s
-        log.warning(
-            "transcode behind real time (behind %.2f s, load %.2f): dropped rung %s",
-            self.behind_s,
-            self.load,
-            rung.spec.name,
+        name = max(planned, key=self._pixel_rate)
+        if name in self._to_restore:
+            self._to_restore.remove(name)
+        else:
+            self._to_shed.append(name)
+            self._shares[name] = self._share(name)
+        self.stats.dropped_rungs.append(name)
+        self.governor.changed(self._media_s)
+        return name
+
+    def restore(self) -> str | None:
+        """Bring back the most recently shed rung from the next source keyframe on."""
+        if self._to_shed:
+            name = self._to_shed.pop()
+        else:
+            waiting = [n for n in self._shed if n not in self._to_restore]
+            if not waiting:
+                return None
+            name = waiting[-1]
+            self._to_restore.append(name)
+        self.governor.changed(self._media_s)
+        return name
+
+    def rebalance(self, *, can_afford: Callable[[float], bool]) -> tuple[Decision, str] | None:
+        """The overload policy, once per pushed frame: shed or restore one rung, or not.
+
+        `can_afford(extra_cost)` asks admission control whether the node has room for a
+        restored rung (other streams may have taken it meanwhile).
+        """
+        waiting = [n for n in self.shed_rungs if n not in self._to_shed]
+        restored_load = None
+        if waiting and not self._to_shed:
+            restored_load = self.load + self._shares.get(waiting[-1], self.load)
+        decision = self.governor.observe(
+            self._media_s, behind_s=self.behind_s, load=self.load, restored_load=restored_load
         )
-        if not self._rungs:
-            self._pending.clear()
-            self._dts_queue.clear()
-        return rung.spec.name
-
-    def degrade_if_lagging(
-        self, *, max_behind_s: float = 0.5, cooldown_s: float = 2.0
-    ) -> str | None:
-        """The overload policy: shed one rung when more than `max_behind_s` behind.
-
-        Half a second of backlog is a third of the LL-HLS latency budget (p50 1.5 s).
-        After a drop, waits `cooldown_s` of media time for the backlog to drain before
-        shedding another, so one slow burst does not strip the whole ladder.
-        """
-        if self.behind_s <= max_behind_s or self._media_s - self._last_drop_media_s < cooldown_s:
+        if decision == "shed":
+            name = self.shed()
+        elif decision == "restore":
+            before = self.cost
+            name = self.restore()
+            if name is not None and not can_afford(self.cost - before):
+                self._to_restore.remove(name)
+                name = None
+        else:
             return None
-        return self.drop_most_expensive_rung()
+        if name is None:
+            return None
+        log.warning(
+            "%s rung %s (behind %.2f s, load %.2f%s)", decision, name, self.behind_s, self.load,
+            "" if restored_load is None else f", projected {restored_load:.2f} with it",
+        )
+        return decision, name
 
     # -- internals ---------------------------------------------------------------------
 
     def _is_passthrough(self, name: str) -> bool:
         return name == self._source_name
+
+    def _apply_changes(self, dts: int) -> list[EncodedFrame]:
+        """At a source keyframe: stop shed encoders (their held frames come out first),
+        open restored ones, and point every rendition at its new track from `dts`."""
+        out: list[EncodedFrame] = []
+        for name in self._to_shed:
+            rung = self._rungs.pop(name, None)
+            if rung is not None:
+                out.extend(rung.flush())
+            self._shed.append(name)
+        for name in self._to_restore:
+            spec = next(r for r in self.specs if r.name == name)
+            assert self._source is not None
+            width, height = spec.size(*self._source)
+            with mapped_errors(f"reopen encoder {name}"):
+                self._rungs[name] = EncodedRung(
+                    spec, width, height, spec.fps(self.frame_rate), self.settings
+                )
+            self._shed.remove(name)
+        self._to_shed.clear()
+        self._to_restore.clear()
+        if not self._rungs:
+            self._pending.clear()
+            self._dts_queue.clear()
+        self._reroute(dts)
+        return out
+
+    def _reroute(self, dts: int) -> None:
+        """Each served rendition's track: its own encoder, or for a shed rung the largest
+        encoder not larger than it (the smallest if none is), else the passthrough."""
+        assert self._source is not None
+        active = sorted(self._rungs, key=self._pixel_rate)
+        for spec in usable_rungs(self.specs, self._source[1]):
+            if spec.passthrough:
+                continue
+            name = spec.name
+            if name in self._rungs:
+                track = name
+            else:
+                smaller = [a for a in active if self._pixel_rate(a) <= self._pixel_rate(name)]
+                track = (smaller[-1] if smaller else active[0] if active
+                         else self._source_name or "")
+            old = self._routes.get(name)
+            if old is None:
+                self._routes[name] = _Route(track)
+            elif old.track != track:
+                self._routes[name] = _Route(track, old.track, dts)
+
+    def _route(self, frames: list[EncodedFrame]) -> list[EncodedFrame]:
+        """Encoder output to renditions: a rung's own frames, plus copies for the shed
+        renditions each encoder stands in for (tagged with `track`)."""
+        if all(r.track == n and r.switch_dts == 0 for n, r in self._routes.items()):
+            return frames  # nothing shed ever: the common case costs one pass
+        out: list[EncodedFrame] = []
+        for frame in frames:
+            if self._is_passthrough(frame.rung):
+                out.append(frame)
+            for name, route in self._routes.items():
+                if route.takes(frame.rung, frame.dts_90k):
+                    out.append(frame if name == frame.rung
+                               else dataclasses.replace(frame, rung=name, track=frame.rung))
+        return out
+
+    def _pixel_rate(self, name: str) -> float:
+        rung = self._rungs.get(name)
+        if rung is not None:
+            return rung.pixel_rate
+        spec = next(r for r in self.specs if r.name == name)
+        assert self._source is not None
+        width, height = spec.size(*self._source)
+        return width * height * spec.fps(self.frame_rate)
+
+    def _share(self, name: str) -> float:
+        """The load a rung added (seconds per media second), from its own timings; with no
+        other encoder left running, the decode it forces counts too."""
+        rung = self._rungs.get(name)
+        if rung is None:
+            return self.load
+        share = self.stats.encode_ms_per_frame(name) * rung.fps / 1000
+        if len([n for n in self._rungs if n not in self._to_shed]) <= 1 and self._media_s > 0:
+            share += self.stats.decode_s / self._media_s
+        return share
 
     def _rung(self, name: str) -> EncodedRung:
         try:

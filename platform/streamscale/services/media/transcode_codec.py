@@ -51,6 +51,12 @@ class EncodedFrame:
     pts_90k: int
     keyframe: bool
     wallclock_s: float
+    track: str = ""  # the encoder (or passthrough) that made it, when not `rung` itself
+
+    @property
+    def source(self) -> str:
+        """Whose pictures these are: `track`, or the rung's own."""
+        return self.track or self.rung
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,6 @@ import re
 import trio
 
 from ...protocols.hls import (
-    INIT_URI,
     PLAYLIST_URI,
     Availability,
     BlockingRequest,
@@ -128,7 +127,7 @@ class OriginRoutes:
         while current is not None:
             status, data = current.resource(name)
             if status is Availability.AVAILABLE and data is not None:
-                return INIT if name == INIT_URI else MEDIA, data
+                return INIT if name.endswith(".mp4") else MEDIA, data  # init[-N].mp4
             if status is Availability.EXPIRED:
                 return not_found("expired")
             if status is not Availability.PENDING:
@@ -152,15 +151,15 @@ class OriginRoutes:
             relative, head = f"{stream_id}/master.m3u8", VOD_PLAYLIST
         elif len(rest) == 2 and _RENDITION_RE.fullmatch(rest[0]):
             name = rest[1]
+            ref = parse_resource(name)
             if name == PLAYLIST_URI:
                 head = VOD_PLAYLIST
-            elif name == INIT_URI:
+            elif ref is not None and ref.kind == "init":
                 head = INIT
-            else:
-                ref = parse_resource(name)
-                if ref is None or ref.kind != "segment":
-                    return not_found()
+            elif ref is not None and ref.kind == "segment":
                 head = MEDIA
+            else:
+                return not_found()
             relative = f"{stream_id}/{rest[0]}/{name}"
         else:
             return not_found()
