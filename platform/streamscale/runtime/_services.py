@@ -18,6 +18,9 @@ class ServiceInfo:
 
     name: str
     urls: dict[str, str] = field(default_factory=dict)  # label -> URL
+    # In-process handles for tests and drills run in the same process (the media hub's
+    # shed/restore, say); a separate process reaches the service over its URLs only.
+    handles: dict[str, object] = field(default_factory=dict)
 
 
 class ServiceRun(Protocol):

@@ -56,6 +56,13 @@ class RunningPlatform:
                 return info.urls[label]
         raise KeyError(f"service {service!r} is not running")
 
+    def handle(self, service: str, name: str) -> object:
+        """An in-process handle a service exposes (e.g. `handle("media", "hub")`)."""
+        for info in self.services:
+            if info.name == service:
+                return info.handles[name]
+        raise KeyError(f"service {service!r} is not running")
+
     @property
     def api_url(self) -> str:
         return self.url("gateway", "api")

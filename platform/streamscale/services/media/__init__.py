@@ -61,7 +61,8 @@ async def run(
             port = listeners[0].socket.getsockname()[1]
             url = f"rtmp://{media.host}:{port}/live"
             log.info("media: RTMP ingest at %s", url)
-            task_status.started(ServiceInfo(name="media", urls={"rtmp": url}))
+            task_status.started(
+                ServiceInfo(name="media", urls={"rtmp": url}, handles={"hub": hub}))
             await shutdown_requested().wait()
             front.cancel_scope.cancel()  # stop accepting; publishers are disconnected
         await hub.close()  # end every stream now: ENDLIST, recordings, status "ended"
