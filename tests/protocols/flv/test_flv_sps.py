@@ -73,3 +73,16 @@ def test_emulation_prevention_bytes_are_removed() -> None:
 def test_malformed(nal: bytes, message: str) -> None:
     with pytest.raises(FLVError, match=message):
         parse_sps(nal)
+
+
+@pytest.mark.parametrize(("hex_sps", "profile", "chroma", "depth"), [
+    ("676e000da6cd94141fb0110000030001000003003c0f142996", 110, 1, 10),  # x264 yuv420p10le
+    ("677a000db6cd94141fb0110000030001000003003c0f142996", 122, 2, 10),  # x264 yuv422p10le
+    (X264[0][0], 100, 1, 8),
+])
+def test_bit_depths_of_real_x264_sps(hex_sps: str, profile: int, chroma: int, depth: int) -> None:
+    """What decides whether browsers can decode the stream (High 10 and 4:2:2 they cannot)."""
+    info = parse_sps(bytes.fromhex(hex_sps))
+    assert (info.profile_idc, info.chroma_format_idc) == (profile, chroma)
+    assert (info.bit_depth_luma, info.bit_depth_chroma) == (depth, depth)
+    assert (info.width, info.height) == (320, 240)

@@ -49,7 +49,8 @@ class BitReader:
 
 @dataclass(frozen=True, slots=True)
 class SPSInfo:
-    """What downstream needs from a sequence parameter set: display size and profile."""
+    """What downstream needs from a sequence parameter set: display size, profile, chroma
+    format and bit depths (the HLS layer's `H264Config` reads its SPS through this too)."""
 
     profile_idc: int
     constraint_flags: int
@@ -59,6 +60,7 @@ class SPSInfo:
     frame_mbs_only: bool
     width: int
     height: int
+    bit_depth_chroma: int = 8
 
 
 def _ue_max(r: BitReader, limit: int, what: str) -> int:
@@ -84,13 +86,13 @@ def parse_sps(nal: bytes) -> SPSInfo:
     r = BitReader(nal[1:].replace(b"\x00\x00\x03", b"\x00\x00"))
     profile_idc, constraint_flags, level_idc = r.u(8), r.u(8), r.u(8)
     _ue_max(r, 31, "seq_parameter_set_id")
-    chroma_format_idc, separate_colour_plane, bit_depth_luma = 1, False, 8
+    chroma_format_idc, separate_colour_plane, bit_depth_luma, bit_depth_chroma = 1, False, 8, 8
     if profile_idc in _HIGH_PROFILES:
         chroma_format_idc = _ue_max(r, 3, "chroma_format_idc")
         if chroma_format_idc == 3:
             separate_colour_plane = r.u(1) == 1
         bit_depth_luma = 8 + _ue_max(r, 6, "bit_depth_luma_minus8")
-        _ue_max(r, 6, "bit_depth_chroma_minus8")
+        bit_depth_chroma = 8 + _ue_max(r, 6, "bit_depth_chroma_minus8")
         r.u(1)  # qpprime_y_zero_transform_bypass_flag
         if r.u(1):  # seq_scaling_matrix_present_flag
             for i in range(8 if chroma_format_idc != 3 else 12):
@@ -137,6 +139,7 @@ def parse_sps(nal: bytes) -> SPSInfo:
         frame_mbs_only,
         width,
         height,
+        bit_depth_chroma,
     )
 
 

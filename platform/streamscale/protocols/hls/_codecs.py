@@ -10,14 +10,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..flv import SAMPLE_RATES
+from ..flv import SAMPLE_RATES, FLVError, parse_sps
 from ._errors import HLSError
 
 NAL_SPS = 7
 NAL_PPS = 8
 _NAL_AUD = 9
-# Profiles whose SPS carries chroma format, bit depths and scaling lists (H.264 7.3.2.1.1).
-_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 PROFILE_NAMES = {
     66: "Baseline", 77: "Main", 88: "Extended", 100: "High", 110: "High 10",
     122: "High 4:2:2", 244: "High 4:4:4 Predictive", 44: "CAVLC 4:4:4 Intra",
@@ -32,7 +30,7 @@ _CHROMA_NAMES = {0: "4:0:0", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"}
 
 
 class _Bits:
-    """MSB-first bit reader over an RBSP (emulation prevention already removed)."""
+    """MSB-first bit reader for the AudioSpecificConfig (the SPS goes to `flv.parse_sps`)."""
 
     __slots__ = ("_data", "_pos")
 
@@ -49,23 +47,6 @@ class _Bits:
             value = (value << 1) | ((self._data[byte_i] >> (7 - (self._pos & 7))) & 1)
             self._pos += 1
         return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 31:
-                raise HLSError("bad exp-Golomb code in codec configuration")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-    def se(self) -> int:
-        k = self.ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
-
-
-def _rbsp(nal: bytes) -> bytes:
-    """Strip emulation prevention bytes (00 00 03 -> 00 00)."""
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in nal else nal
 
 
 def split_annexb(data: bytes) -> list[bytes]:
@@ -104,14 +85,6 @@ def annexb_to_avcc(data: bytes) -> bytes:
     """
     keep = [nal for nal in split_annexb(data) if nal[0] & 0x1F not in (NAL_SPS, NAL_PPS, _NAL_AUD)]
     return avcc_from_nals(keep)
-
-
-def _skip_scaling_list(bits: _Bits, size: int) -> None:
-    last = nxt = 8
-    for _ in range(size):
-        if nxt != 0:
-            nxt = (last + bits.se() + 256) % 256
-        last = nxt if nxt != 0 else last
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,62 +143,21 @@ class H264Config:
             raise HLSError("not an H.264 SPS NAL unit")
         if not pps or pps[0] & 0x1F != NAL_PPS:
             raise HLSError("not an H.264 PPS NAL unit")
-        bits = _Bits(_rbsp(sps[1:]))
-        profile, constraints, level = bits.u(8), bits.u(8), bits.u(8)
-        bits.ue()  # seq_parameter_set_id
-        chroma, depth_luma, depth_chroma, separate_planes = 1, 8, 8, 0
-        if profile in _HIGH_PROFILES:
-            chroma = bits.ue()
-            if chroma > 3:
-                raise HLSError("bad chroma_format_idc in SPS")
-            if chroma == 3:
-                separate_planes = bits.u(1)
-            depth_luma, depth_chroma = bits.ue() + 8, bits.ue() + 8
-            bits.u(1)  # qpprime_y_zero_transform_bypass_flag
-            if bits.u(1):  # seq_scaling_matrix_present_flag
-                for i in range(8 if chroma != 3 else 12):
-                    if bits.u(1):
-                        _skip_scaling_list(bits, 16 if i < 6 else 64)
-        bits.ue()  # log2_max_frame_num_minus4
-        poc_type = bits.ue()
-        if poc_type == 0:
-            bits.ue()
-        elif poc_type == 1:
-            bits.u(1)
-            bits.se()
-            bits.se()
-            for _ in range(bits.ue()):
-                bits.se()
-        bits.ue()  # max_num_ref_frames
-        bits.u(1)  # gaps_in_frame_num_value_allowed_flag
-        width_mbs, height_units = bits.ue() + 1, bits.ue() + 1
-        frame_mbs_only = bits.u(1)
-        if not frame_mbs_only:
-            bits.u(1)  # mb_adaptive_frame_field_flag
-        bits.u(1)  # direct_8x8_inference_flag
-        crop = (bits.ue(), bits.ue(), bits.ue(), bits.ue()) if bits.u(1) else (0, 0, 0, 0)
-        if chroma == 0 or separate_planes:
-            unit_x, unit_y = 1, 2 - frame_mbs_only
-        else:
-            unit_x, unit_y = (
-                (1 if chroma == 3 else 2),
-                (2 if chroma == 1 else 1) * (2 - frame_mbs_only),
-            )
-        width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
-        height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
-        if width <= 0 or height <= 0:
-            raise HLSError("SPS cropping leaves no picture")
+        try:
+            info = parse_sps(bytes(sps))  # the one SPS parser, in the FLV layer
+        except FLVError as exc:
+            raise HLSError(f"bad SPS: {exc}") from exc
         return cls(
             sps=bytes(sps),
             pps=bytes(pps),
-            width=width,
-            height=height,
-            profile_idc=profile,
-            constraint_flags=constraints,
-            level_idc=level,
-            chroma_format_idc=chroma,
-            bit_depth_luma=depth_luma,
-            bit_depth_chroma=depth_chroma,
+            width=info.width,
+            height=info.height,
+            profile_idc=info.profile_idc,
+            constraint_flags=info.constraint_flags,
+            level_idc=info.level_idc,
+            chroma_format_idc=info.chroma_format_idc,
+            bit_depth_luma=info.bit_depth_luma,
+            bit_depth_chroma=info.bit_depth_chroma,
         )
 
     @classmethod
