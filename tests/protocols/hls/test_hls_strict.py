@@ -37,11 +37,13 @@ class Plan:
     rtmp_ms: bool = False  # timestamps rounded to whole milliseconds, as RTMP carries them
     seconds: float = 9.0
     window: int = 12
+    switches: tuple[float, ...] = ()  # switch the video track at the first keyframe after
 
     def __str__(self) -> str:
         return (
             f"{self.fps:g} fps, keyframe every {self.gop_s:g} s, segments {self.segment_s:g} s, "
             f"parts {self.part_s:.3f} s, audio={self.audio}, ms timestamps={self.rtmp_ms}"
+            + (f", track switches at {self.switches} s" if self.switches else "")
         )
 
 
@@ -79,9 +81,15 @@ def render(plan: Plan, *, every: int = 1) -> list[tuple[str, bytes]]:
             out.append((f"delta {label}", rendition.media_playlist(skip=True)))
 
     gop = max(1, round(plan.gop_s * plan.fps))
+    tracks = [encode_video().video, encode_video(width=160, height=120).video]
+    switches = list(plan.switches)
     audio_dts = 0
     for i in range(round(plan.seconds * plan.fps)):
         t = i / plan.fps
+        if switches and t >= switches[0] and i % gop == 0:
+            switches.pop(0)
+            tracks.reverse()
+            video.switch_video(tracks[0])  # as a shed rung does: a break, a new init
         dts = round(t * 1000) * 90 if plan.rtmp_ms else round(t * 90_000)
         snapshot(video, list(video.push_video(Sample(_NAL, dts, dts, i % gop == 0, 1e9 + t))))
         while audio_dts * 90_000 < dts * 48_000:
@@ -208,11 +216,18 @@ def test_grid_of_live_delta_and_ended_playlists_is_strictly_valid() -> None:
         Plan(30, 4.0, 2.0, 1 / 3, seconds=14),  # segments longer than the target
         Plan(30, 2.5, 2.0, 1 / 3, rtmp_ms=True, seconds=14),  # EXTINF 2.5 rounds up: TD 3
         Plan(30, 1.0, 1.0, 1.0),  # one part per segment
+        Plan(30, 2.0, 2.0, 0.334, rtmp_ms=True, seconds=16, window=3, switches=(5.0, 11.0)),
+        Plan(30, 1.0, 2.0, 1 / 3, seconds=12, window=3, switches=(2.5, 3.5, 8.0)),
+        Plan(30, 1.0, 1.0, 1 / 3, seconds=14, window=10, switches=(2.0, 9.0)),  # + deltas
     ],
     ids=str,
 )
 def test_awkward_timings_are_strictly_valid(plan: Plan) -> None:
-    summaries = validate_all(render(plan))
+    playlists = render(plan)
+    summaries = validate_all(playlists)
+    if plan.switches:
+        assert sum(b"#EXT-X-DISCONTINUITY\n" in text for _, text in playlists) > 10
+        assert any(b"#EXT-X-DISCONTINUITY-SEQUENCE:" in text for _, text in playlists)
     live = [s for s in summaries if not s.get("master") and not s["endlist"]]
     assert live and all(any(seg["parts"] for seg in s["segments"]) for s in live)
 

@@ -12,7 +12,7 @@ Nothing here does I/O or keeps time: the caller owns the clock, the sockets and 
 
     req = parse_query(query)             # HLSError -> 400
     hd.check_request(req)                # HLSError -> 400 (too far ahead)
-    if hd.playlist_ready(req): body = hd.media_playlist(skip=req.skip is not None)
+    if hd.playlist_ready(req): body = hd.media_playlist(skip=req.skip or False)
 """
 
 from ._codecs import AACConfig, H264Config, annexb_to_avcc, avcc_from_nals, split_annexb
