@@ -27,6 +27,7 @@ import trio
 from streamscale.config import MediaConfig
 from streamscale.protocols.rtmp import NEED_DATA
 from streamscale.testing import RunningPlatform, make_config, running_platform
+from streamscale.testing.hls_validate import validate_all
 from streamscale.testing.rtmp_client import ClientConnection, ServerCommand
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
@@ -117,6 +118,17 @@ def _variants(master: m3u8.M3U8) -> dict[str, Any]:
     return {p.uri.split("/")[0]: p.stream_info for p in master.playlists}
 
 
+async def _strictly_valid(live: Live, stream_id: str, rungs: list[str]) -> None:
+    """The master and every rung's LL-HLS and classic playlist pass the strict parser."""
+    base = f"{live.hls}/live/{stream_id}"
+    served = [("master", (await live.origin.get(f"{base}/master.m3u8")).content)]
+    for rung in rungs:
+        for name in ("index.m3u8", "classic.m3u8"):
+            served.append((f"{rung}/{name}",
+                           (await live.origin.get(f"{base}/{rung}/{name}")).content))
+    await trio.to_thread.run_sync(validate_all, served)
+
+
 async def _probe(url: str, *extra: str) -> dict[str, Any]:
     result = await trio.run_process(
         [FFPROBE, "-v", "error", *extra, "-of", "json", url], capture_stdout=True)
@@ -192,6 +204,7 @@ async def test_audio_only_publish_plays(live: Live, caplog: pytest.LogCaptureFix
         assert list(variants) == ["audio"]
         assert variants["audio"].codecs == "mp4a.40.2"
         assert variants["audio"].resolution is None
+        await _strictly_valid(live, stream_id, ["audio"])
         assert await live.status(stream_id) == "live"
         media = m3u8.loads((await live.origin.get(
             f"{live.hls}/live/{stream_id}/audio/index.m3u8")).text)
@@ -217,6 +230,7 @@ async def test_video_only_publish_plays(live: Live) -> None:
         master = await _playable_master(live, stream_id)
         variants = _variants(master)
         assert list(variants) == ["source", "160p"]
+        await _strictly_valid(live, stream_id, list(variants))
         for rung, info in variants.items():
             assert "mp4a" not in info.codecs
             await _assert_browser_decodable_h264(live, stream_id, rung, info.codecs)
@@ -243,6 +257,7 @@ async def test_undecodable_h264_source_is_transcoded(
         variants = _variants(master)
         assert list(variants) == ["source", "160p"]
         assert variants["source"].resolution == (320, 240)
+        await _strictly_valid(live, stream_id, list(variants))
         for rung, info in variants.items():
             assert info.codecs.endswith(",mp4a.40.2")
             await _assert_browser_decodable_h264(live, stream_id, rung, info.codecs)
