@@ -115,15 +115,14 @@ def part_target(
     falls under 85% of it (frames too long to fill a part, or a target raised by a
     timestamp gap); then the longest listed part, which every part reaches to the frame.
     Compared as printed, so a strict parser reads the same numbers."""
-    target = float(duration(configured_s))
-    floor = 0.85 * target
+    floor = 0.85 * round(configured_s, 5)  # round(x, 5) is what `duration` prints
     longest = 0.0
     short = False
     for durations, last_exempt in [*((d, True) for d in complete), (open_s, False)]:
-        printed = [float(duration(d)) for d in durations]
-        longest = max(longest, *printed, 0.0)
-        checked = printed[:-1] if last_exempt else printed
-        short = short or any(d < floor for d in checked)
+        if durations:
+            longest = max(longest, max(durations))
+            checked = durations[:-1] if last_exempt else durations
+            short = short or (bool(checked) and round(min(checked), 5) < floor)
     return longest if short else configured_s
 
 
