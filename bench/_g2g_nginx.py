@@ -1,5 +1,6 @@
 """The peer for bench/glass_to_glass.py: nginx with the RTMP module, classic HLS with 1 s
-fragments, configured into a temp dir and run in the foreground on 127.0.0.1 only."""
+fragments (cut on keyframes, so as long as the publisher's GOP), configured into a temp
+dir and run in the foreground on 127.0.0.1 only, with CORS for the player page."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ http {{
         location /hls/ {{
             alias {tmp}/hls/;
             add_header Cache-Control no-cache;
+            add_header Access-Control-Allow-Origin *;  # the player page is on another port
         }}
     }}
 }}

@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from streamscale.config import MediaConfig
+from streamscale.services.media import MediaHub
 from streamscale.testing import RunningPlatform, make_config, running_platform
 from streamscale.testing.browser import Browser, open_browser
 
@@ -27,6 +28,7 @@ FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 @dataclasses.dataclass
 class Stream:
     platform: RunningPlatform
+    hub: MediaHub
     stream_id: str
     key: str
     publish_url: str
@@ -57,18 +59,24 @@ async def stream(tmp_path: Path) -> AsyncIterator[Stream]:
     config = dataclasses.replace(config, media=MediaConfig(
         rtmp_port=0, reconnect_grace_s=1.0, ladder="source,360p,160p"))
     async with running_platform(config, ("gateway", "media", "origin")) as platform:
-        base = platform.api_url.removesuffix("/api")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-            await api.post("/api/users/register", json={
-                "username": "caster", "email": "c@example.com", "password": "pass word 1"})
-            token = (await api.post("/api/users/login", json={
-                "login": "caster", "password": "pass word 1"})).json()["access_token"]
-            body = (await api.post("/api/streams/start", json={
-                "title": "browser", "category": "test"},
-                headers={"Authorization": f"Bearer {token}"})).json()
-        stream_id, key = body["stream"]["id"], body["stream_key"]
-        yield Stream(platform, stream_id, key, f"{platform.url('media', 'rtmp')}/{key}",
-                     f"{platform.url('origin', 'hls')}/live/{stream_id}/master.m3u8")
+        hub = platform.handle("media", "hub")
+        assert isinstance(hub, MediaHub)
+        yield await _started(platform, hub)
+
+
+async def _started(platform: RunningPlatform, hub: MediaHub) -> Stream:
+    base = platform.api_url.removesuffix("/api")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        await api.post("/api/users/register", json={
+            "username": "caster", "email": "c@example.com", "password": "pass word 1"})
+        token = (await api.post("/api/users/login", json={
+            "login": "caster", "password": "pass word 1"})).json()["access_token"]
+        body = (await api.post("/api/streams/start", json={
+            "title": "browser", "category": "test"},
+            headers={"Authorization": f"Bearer {token}"})).json()
+    stream_id, key = body["stream"]["id"], body["stream_key"]
+    return Stream(platform, hub, stream_id, key, f"{platform.url('media', 'rtmp')}/{key}",
+                  f"{platform.url('origin', 'hls')}/live/{stream_id}/master.m3u8")
 
 
 async def wait_for_master(url: str, *, rungs: int, timeout_s: float = 30) -> str:
@@ -85,6 +93,14 @@ async def wait_for_master(url: str, *, rungs: int, timeout_s: float = 30) -> str
                         if media.status_code == 200 and media.text.count("#EXTINF") >= 2:
                             return r.text
                 await trio.sleep(0.2)
+
+
+async def master_rungs(url: str) -> list[str]:
+    """The rung names the master lists now (`<rung>/index.m3u8` URIs)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.get(url)
+    r.raise_for_status()
+    return [ln.split("/")[0] for ln in r.text.splitlines() if ln and not ln.startswith("#")]
 
 
 async def start_publisher(nursery: trio.Nursery, url: str, seconds: float) -> trio.Process:

@@ -18,7 +18,7 @@ import trio
 
 from streamscale.testing.browser import Browser, Player, PlayerState
 
-from .conftest import Stream, start_publisher, wait_for_master
+from .conftest import Stream, master_rungs, start_publisher, wait_for_master
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,4 +84,65 @@ async def test_hls_js_plays_the_master_live(stream: Stream, browser: Browser) ->
         states = await watch(player, 15)
         assert_advancing([first, *states])
         assert_near_live_edge(states[3:])  # after hls.js has settled on the edge
+        publisher.terminate()
+
+
+async def watch_all(players: list[Player], samples: int) -> list[list[PlayerState]]:
+    """Readings of every player, paced together."""
+    states: list[list[PlayerState]] = [[] for _ in players]
+    for _ in range(samples):
+        await trio.sleep(SAMPLE_EVERY_S)
+        for player, seen in zip(players, states, strict=True):
+            seen.append(await player.state())
+    return states
+
+
+async def until_master(url: str, *, listed: str, present: bool, timeout_s: float = 30) -> None:
+    """Poll the origin until the master lists (or no longer lists) rung `listed`."""
+    with trio.fail_after(timeout_s):
+        while True:
+            if (listed in await master_rungs(url)) == present:
+                return
+            await trio.sleep(0.2)
+
+
+async def test_shed_and_restore_while_hls_js_plays(stream: Stream, browser: Browser) -> None:
+    """A player on the master with ABR, and one that picked the rung about to be shed,
+    keep playing through a shed and a restore; a player that joins after the shed gets a
+    master without the shed rung and plays too."""
+    async with trio.open_nursery() as nursery:
+        publisher = await start_publisher(nursery, stream.publish_url, 120)
+        await wait_for_master(stream.master_url, rungs=3)
+        abr = await browser.open_player(stream.master_url)
+        picked = await browser.open_player(stream.master_url)
+        first = await playing(abr)
+        on_picked = await playing(picked)
+        # The costliest encoded rung is the one to be shed: 360p in this ladder.
+        costliest = next(i for i, lv in enumerate(on_picked.levels) if lv["height"] == 360)
+        await picked.evaluate(f"hls.currentLevel = {costliest}")  # a viewer picks 360p
+        before = await watch_all([abr, picked], 6)
+        assert before[1][-1].level == costliest, _describe(before[1])
+
+        shed = await stream.hub.shed(stream.stream_id)
+        assert shed is not None and shed != "source"
+        await until_master(stream.master_url, listed=shed, present=False)
+        joined = await browser.open_player(stream.master_url)
+        joined_first = await playing(joined)
+        assert len(joined_first.levels) == 2  # a new player never sees the shed rung
+        assert all(f"/{shed}/" not in str(lv["url"]) for lv in joined_first.levels)
+        during = await watch_all([abr, picked, joined], 10)
+
+        restored = await stream.hub.restore(stream.stream_id)
+        assert restored == shed
+        await until_master(stream.master_url, listed=shed, present=True)
+        after = await watch_all([abr, picked, joined], 10)
+
+        for history in (
+            [first, *before[0], *during[0], *after[0]],
+            [on_picked, *before[1], *during[1], *after[1]],
+            [joined_first, *during[2], *after[2]],
+        ):
+            assert_advancing(history)
+        for history in (before[0], *during, *after):
+            assert_near_live_edge(history[3:])
         publisher.terminate()
