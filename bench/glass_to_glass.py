@@ -22,7 +22,7 @@ figures; asserts nothing. The machine is shared: load is printed.
 
     .venv/bin/python bench/glass_to_glass.py [--seconds 45] [--gop-s 2] [--part-s 0.334]
         [--segment-s 2] [--ladder source,720p,480p,360p] [--systems streamscale,nginx]
-        [--no-install]
+        [--no-install] [--dump samples.json]
 """
 
 from __future__ import annotations
@@ -360,6 +360,11 @@ async def main(args: argparse.Namespace) -> None:
             else:
                 await run_nginx(run, args, browser, loop, found)
     results = {run.system: report(run, args) for run in runs}
+    if args.dump:
+        offset = epoch_offset_s()
+        await trio.Path(args.dump).write_text(json.dumps({run.system: {
+            "player_started_s": run.player_started_s, "epoch_offset_s": offset,
+            "samples": run.samples, "playlist": run.playlist} for run in runs}))
     ours, peer = results.get("streamscale", []), results.get("nginx-rtmp", [])
     print()
     if ours:
@@ -387,6 +392,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ladder", default="source,720p,480p,360p", help="MediaConfig.ladder")
     p.add_argument("--warmup-s", type=float, default=8.0,
                    help="displayed frames left out after the player starts")
+    p.add_argument("--dump", default="", help="write every displayed frame's sample here")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     return p.parse_args()
 
