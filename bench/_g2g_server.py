@@ -10,7 +10,7 @@ latency per frame into ingest, ladder and part closing:
 - `Ladder.push` end: each frame the ladder output, per rung (keyed by pts ms);
 - `Rendition.push_video`, every rung: the sample and whether it closed a part (the part's
   frames are then in the playlist; the registry wakes blocked requests right after);
-- `Ladder.degrade_if_lagging`: a rung shed under overload.
+- `Ladder.shed` / `Ladder.restore`: a rung shed under overload, or restored.
 
 Usage (by the bench): python bench/_g2g_server.py '<json args>'; prints one JSON line
 with the URLs, runs until stdin closes, then writes the trace to args["trace"].
@@ -43,7 +43,7 @@ TRACE: dict[str, list[Any]] = {"pipeline_in": [], "ladder_out": [], "part_close"
 
 def install_taps() -> None:
     video, push, push_video = StreamPipeline._video, Ladder.push, Rendition.push_video
-    degrade = getattr(Ladder, "degrade_if_lagging", None)
+    shed, restore = getattr(Ladder, "shed", None), getattr(Ladder, "restore", None)
 
     async def tapped_video(self: StreamPipeline, payload: bytes, ts_ms: int) -> None:
         if payload[1:2] == b"\x01":  # an AVC NALU tag, not the sequence header
@@ -66,16 +66,20 @@ def install_taps() -> None:
     StreamPipeline._video = tapped_video  # type: ignore[method-assign]
     Ladder.push = tapped_push  # type: ignore[method-assign,assignment]
     Rendition.push_video = tapped_push_video  # type: ignore[method-assign]
-    if degrade is not None:
-        def tapped_degrade(self: Ladder, **kw: float) -> str | None:
-            dropped: str | None = degrade(self, **kw)
-            if dropped is not None:  # overload: the ladder shed a rung
-                TRACE["dropped"].append((dropped, time.monotonic(),
-                                         getattr(self, "load", 0.0),
-                                         getattr(self, "behind_s", 0.0)))
-            return dropped
+    for action, method in (("shed", shed), ("restore", restore)):
+        if method is not None:
+            setattr(Ladder, action, _noting(action, method))
 
-        Ladder.degrade_if_lagging = tapped_degrade  # type: ignore[method-assign]
+
+def _noting(action: str, method: Any) -> Any:
+    def tapped(self: Ladder) -> str | None:
+        name: str | None = method(self)
+        if name is not None:  # overload (or a forced change): a rung shed or restored
+            TRACE["dropped"].append((f"{action} {name}", time.monotonic(),
+                                     getattr(self, "load", 0.0), getattr(self, "behind_s", 0.0)))
+        return name
+
+    return tapped
 
 
 async def main(args: dict[str, Any]) -> None:

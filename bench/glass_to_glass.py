@@ -328,8 +328,8 @@ def report(run: Run, args: argparse.Namespace) -> list[float]:
                 print(f"    {name:<34} {_ms(percentile(values, 50)):>7} "
                       f"{_ms(percentile(values, 95)):>7} {mean * 1000:8.0f} "
                       f"{mean / mean_total * 100:5.0f}%")
-        for rung, at_s, load, behind in tr.get("dropped", []):
-            print(f"  OVERLOAD: the ladder shed rung {rung} "
+        for change, at_s, load, behind in tr.get("dropped", []):
+            print(f"  OVERLOAD: {change} "
                   f"{at_s - run.published.start_s:.1f} s into the publish (load {load:.2f}, "
                   f"{behind:.2f} s behind)")
     return g2g
@@ -364,7 +364,9 @@ async def main(args: argparse.Namespace) -> None:
         offset = epoch_offset_s()
         await trio.Path(args.dump).write_text(json.dumps({run.system: {
             "player_started_s": run.player_started_s, "epoch_offset_s": offset,
-            "samples": run.samples, "playlist": run.playlist} for run in runs}))
+            "samples": run.samples, "playlist": run.playlist, "trace": run.trace,
+            "frames": {i: [f.captured_s, f.published_s, f.dts_ms, f.pts_ms]
+                       for i, f in run.published.frames.items()}} for run in runs}))
     ours, peer = results.get("streamscale", []), results.get("nginx-rtmp", [])
     print()
     if ours:
