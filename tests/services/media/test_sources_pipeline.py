@@ -25,7 +25,7 @@ from streamscale.protocols.rtmp import ECMAArray, encode_amf0
 from streamscale.services.clock import new_id, utcnow
 from streamscale.services.media.ingest import PublishRefused, Tag
 from streamscale.services.media.pipeline import RUNGS, MediaHub
-from streamscale.services.media.transcode import Ladder
+from streamscale.services.media.transcode import SOURCE_RUNG, Ladder, RungSpec
 from streamscale.services.origin.registry import MediaRegistry
 from streamscale.services.streaming import StreamService
 from streamscale.testing import make_config
@@ -270,6 +270,20 @@ def test_ladder_encodes_the_source_rung_when_browsers_cannot_decode_it(
     plain = Ladder(LADDER)
     plain.configure(clips["yuv420p"].avcc_record)
     assert plain.source_problem is None and ladder.cost > plain.cost
+
+
+def test_the_source_rung_takes_the_place_of_an_encoded_rung_of_its_size(
+    clips: dict[str, Clip]
+) -> None:
+    """A 180p 4:4:4 source and a 180p rung: one 180p encode (named source), not two."""
+    rungs = [SOURCE_RUNG, RungSpec(name="180p", height=180, video_bitrate_kbps=400),
+             RungSpec(name="90p", height=90, video_bitrate_kbps=100)]
+    ladder, plain = Ladder(rungs), Ladder(rungs)
+    ladder.configure(clips["yuv444p"].avcc_record)
+    plain.configure(clips["yuv420p"].avcc_record)
+    assert plain.rungs == ["source", "180p", "90p"]
+    assert ladder.rungs == ["source", "90p"]
+    assert ladder.cost == pytest.approx(plain.cost)  # same encodes: passthrough is free
 
 
 async def test_a_source_that_must_be_transcoded_is_refused_when_it_does_not_fit(

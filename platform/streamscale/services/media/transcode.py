@@ -207,7 +207,9 @@ class Ladder:
 
     def _encode_source_if_undecodable(self, config: H264Config) -> None:
         """Browsers cannot decode every H.264 (4:4:4, 10-bit, ...): then the source rung
-        is encoded at the source size under the same name instead of passed through."""
+        is encoded at the source size under the same name instead of passed through.
+        An encoded rung of that very size would be the same picture twice: the source rung
+        takes its place (and its bitrate and frame-rate cap)."""
         passthrough = next((r for r in self._requested if r.passthrough), None)
         self.specs, self._source_name = self._requested, passthrough.name if passthrough else None
         self.source_problem = config.browser_problem() if passthrough else None
@@ -215,7 +217,12 @@ class Ladder:
             return
         encoded = source_rung_spec(passthrough.name, config.width, config.height,
                                    self.frame_rate)
-        self.specs = tuple(encoded if r is passthrough else r for r in self._requested)
+        twin = next((r for r in self._requested
+                     if not r.passthrough and r.height == encoded.height), None)
+        if twin is not None:
+            encoded = dataclasses.replace(twin, name=passthrough.name)
+        self.specs = tuple(encoded if r is passthrough else r for r in self._requested
+                           if r is not twin)
         self._source_name = None
 
     @property
