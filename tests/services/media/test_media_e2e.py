@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
+import socket
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from functools import partial
@@ -20,6 +23,7 @@ import trio
 from streamscale.config import MediaConfig
 from streamscale.testing import RunningPlatform, make_config, running_platform
 from streamscale.testing.hls_validate import validate_all
+from streamscale.testing.rtmp_session import publish_session
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -242,3 +246,27 @@ async def test_garbage_on_the_ingest_port_disturbs_no_stream(live: Live) -> None
             await sock.aclose()
         await publisher.wait()
         assert publisher.returncode == 0
+
+
+async def test_a_publisher_reset_mid_publish_is_a_lost_connection_not_a_failure(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session's nursery (pump and key watcher) wraps what the pump raises in an
+    exception group; the ingest must still read a reset as a lost connection (INFO), not
+    as a failed session with a traceback."""
+    caplog.set_level(logging.INFO, logger="streamscale.services.media.ingest")
+    _stream_id, key = await _start(live)
+    host, port = live.rtmp.removeprefix("rtmp://").split("/")[0].rsplit(":", 1)
+    session = await publish_session(host, int(port), key)
+    sock = session.stream.socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # linger 0: the kernel sends RST, not FIN
+
+    async def session_over() -> bool:
+        return any(m.endswith("connection lost") or "session failed" in m
+                   for m in (r.getMessage() for r in caplog.records))
+
+    await _wait_for(session_over)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "session failed" in m], messages
+    assert not [r for r in caplog.records if r.exc_info], messages

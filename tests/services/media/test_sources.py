@@ -25,10 +25,10 @@ import pytest
 import trio
 
 from streamscale.config import MediaConfig
-from streamscale.protocols.rtmp import NEED_DATA
 from streamscale.testing import RunningPlatform, make_config, running_platform
 from streamscale.testing.hls_validate import validate_all
-from streamscale.testing.rtmp_client import ClientConnection, ServerCommand
+from streamscale.testing.rtmp_client import ServerCommand
+from streamscale.testing.rtmp_session import publish_session
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -335,43 +335,12 @@ def _fourcc(code: str) -> float:
     return float(int.from_bytes(code.encode(), "big"))
 
 
-async def _rtmp_commands(stream: trio.SocketStream, client: ClientConnection,
-                         until: Callable[[ServerCommand], bool]) -> ServerCommand:
-    """Read the server until a command matches; the server may close right after it."""
-    while True:
-        event = client.next_event()
-        if event is NEED_DATA:
-            out = client.data_to_send()
-            if out:
-                await stream.send_all(out)
-            data = await stream.receive_some(65536)
-            if not data:
-                raise AssertionError("the server closed the connection first")
-            client.receive_data(data)
-        elif isinstance(event, ServerCommand) and until(event):
-            return event
-
-
 async def test_hevc_over_enhanced_rtmp_is_refused(live: Live) -> None:
     stream_id, key = await live.start()
     hostport = live.rtmp.removeprefix("rtmp://").split("/")[0]
     host, port = hostport.rsplit(":", 1)
-    client = ClientConnection()
-    stream = await trio.open_tcp_stream(host, int(port))
-    async with stream:
-        await stream.send_all(client.initiate())
-        while not (c2 := client.data_to_send()):  # the handshake: S0 S1 S2 in, C2 out
-            client.receive_data(await stream.receive_some(65536))
-            assert client.next_event() is NEED_DATA
-        await stream.send_all(c2)
-        await stream.send_all(client.connect("live", f"rtmp://{hostport}/live"))
-        await _rtmp_commands(stream, client, lambda c: c.name == "_result")
-        await stream.send_all(client.create_stream())
-        created = await _rtmp_commands(stream, client, lambda c: c.name == "_result")
-        sid = int(created.args[0]) if isinstance(created.args[0], float) else 1
-        await stream.send_all(client.publish(sid, key))
-        await _rtmp_commands(stream, client,
-                             lambda c: c.status_code == "NetStream.Publish.Start")
+    async with await publish_session(host, int(port), key) as session:
+        stream, client, sid = session.stream, session.client, session.sid
         await stream.send_all(client.metadata(sid, {
             "width": 320.0, "height": 240.0, "videocodecid": _fourcc("hvc1")}))
         # Enhanced RTMP: IsExHeader | KEY frame, then SequenceStart / CodedFramesX + FourCC.
@@ -391,8 +360,8 @@ async def test_hevc_over_enhanced_rtmp_is_refused(live: Live) -> None:
 
             nursery.start_soon(frames)
             with trio.fail_after(10):
-                refused.append(await _rtmp_commands(
-                    stream, client, lambda c: c.name == "onStatus" and bool(c.args)
+                refused.append(await session.command(
+                    lambda c: c.name == "onStatus" and bool(c.args)
                     and isinstance(c.args[0], dict) and c.args[0].get("level") == "error"))
             nursery.cancel_scope.cancel()
     info = refused[0].args[0]

@@ -121,17 +121,17 @@ class RtmpIngest:
         conn = rtmp.ServerConnection(
             max_buffered_bytes=self._max_buffered_bytes,
             max_buffered_bytes_unpublished=self._max_buffered_bytes_unpublished)
-        try:
+        try:  # except*: the session's nursery (pump + key watcher) wraps what it raises
             async with stream:
                 await _Session(self, conn, stream, peer).run()
-        except rtmp.RTMPProtocolError as exc:
+        except* rtmp.RTMPProtocolError as group:
             self.protocol_errors += 1
-            log.info("rtmp %s: protocol error: %s", peer, exc)
-        except trio.BrokenResourceError:
+            log.info("rtmp %s: protocol error: %s", peer, group.exceptions[0])
+        except* trio.BrokenResourceError:
             log.info("rtmp %s: connection lost", peer)
-        except trio.TooSlowError:
+        except* trio.TooSlowError:
             log.info("rtmp %s: timed out", peer)
-        except Exception:  # storage down, a bug: this publisher goes, the ingest stays
+        except* Exception:  # storage down, a bug: this publisher goes, the ingest stays
             log.exception("rtmp %s: session failed", peer)
         finally:
             self.connections -= 1
