@@ -16,12 +16,14 @@ closed (the part filling up), part available -> displayed (the player: fetch, bu
 where hls.js plays behind the live edge, decode, display). nginx runs from a temp dir on
 127.0.0.1 (installed with apt-get if missing, root only; else the peer is skipped).
 
-Frames shown during the first --warmup-s after the player starts are left out (join and
-ABR settling). The ratio is printed only when both players decoded frames. Prints
+The player joins --join-after-s into the publish (a viewer arriving at a stream that is
+live, not at its start-up); frames shown during the first --warmup-s after it starts are
+left out (join and ABR settling). The ratio is printed only when both players decoded frames. Prints
 figures; asserts nothing. The machine is shared: load is printed.
 
-    .venv/bin/python bench/glass_to_glass.py [--seconds 45] [--gop-s 2] [--part-s 0.334]
+    .venv/bin/python bench/glass_to_glass.py [--seconds 50] [--gop-s 2] [--part-s 0.334]
         [--segment-s 2] [--ladder source,720p,480p,360p] [--systems streamscale,nginx]
+        [--join-after-s 10] [--warmup-s 8]
         [--no-install] [--dump samples.json]
 """
 
@@ -149,6 +151,7 @@ async def session(run: Run, args: argparse.Namespace, browser: Browser, loop: An
     async with httpx.AsyncClient(timeout=15) as client, trio.open_nursery() as nursery:
         nursery.start_soon(publisher)
         await _wait_playable(client, play_url)
+        await trio.sleep(max(0.0, run.published.start_s + args.join_after_s - time.monotonic()))
         player = await browser.open_player(play_url, barcode=True)
         run.player_started_s = time.monotonic()
         try:
@@ -293,6 +296,11 @@ def report(run: Run, args: argparse.Namespace) -> list[float]:
               f"errors {len(last.errors)}; levels shown "
               + ", ".join(f"{k} {v * 100 / max(1, len(rows)):.0f}%" for k, v in
                           levels.most_common()))
+        if last.errors:
+            print("  player errors: " + "; ".join(
+                f"{e['details']}{' (fatal)' if e['fatal'] else ''} at "
+                f"{(e['at'] - last.marks.get('page', [e['at']])[0]) / 1000:.1f} s"
+                for e in last.errors[:6]))
     if not g2g:
         return g2g
     print(f"  glass to glass: p50 {percentile(g2g, 50):.3f} s, p95 "
@@ -304,6 +312,12 @@ def report(run: Run, args: argparse.Namespace) -> list[float]:
           f"{first if first is None else round(first, 3)} s, p50 "
           f"{percentile(latencies, 50):.3f} s; hls.targetLatency "
           f"{last.target_latency_s if last else None}")
+    if last is not None and last.marks:
+        page_ms = last.marks["page"][0]
+        steps = sorted(last.marks.items(), key=lambda kv: kv[1][0])
+        print("  join (ms after the page opened, hls.latency then): " + ", ".join(
+            f"{name} {at - page_ms:.0f}" + ("" if lat is None else f" ({lat:.2f} s)")
+            for name, (at, lat, _pos) in steps if name != "page"))
     frames = {f.index: f for f, *_ in rows if f is not None}
     encoder = [f.published_s - f.captured_s for f in frames.values()
                if f.published_s is not None]
@@ -386,12 +400,14 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=45, help="publish length per system")
+    p.add_argument("--seconds", type=float, default=50, help="publish length per system")
     p.add_argument("--gop-s", type=float, default=2.0, help="publisher keyframe interval")
     p.add_argument("--systems", default="streamscale,nginx")
     p.add_argument("--part-s", type=float, default=0.334, help="MediaConfig.part_s")
     p.add_argument("--segment-s", type=float, default=2.0, help="MediaConfig.segment_s")
     p.add_argument("--ladder", default="source,720p,480p,360p", help="MediaConfig.ladder")
+    p.add_argument("--join-after-s", type=float, default=10.0,
+                   help="the player joins this long after the publish starts")
     p.add_argument("--warmup-s", type=float, default=8.0,
                    help="displayed frames left out after the player starts")
     p.add_argument("--dump", default="", help="write every displayed frame's sample here")

@@ -68,6 +68,7 @@ class PlayerState:
     decoded_frames: int
     dropped_frames: int
     decode_failures: int  # with barcode=True: presented frames whose barcode did not read
+    marks: dict[str, list[Any]]  # join steps: name -> [epoch ms, hls.latency, currentTime]
 
     @classmethod
     def from_snapshot(cls, s: dict[str, Any]) -> PlayerState:
@@ -81,7 +82,7 @@ class PlayerState:
             buffer_stalls=s["bufferStalls"], errors=s["errors"], fatal=s["fatal"],
             presented=s["presented"], media_time_s=s["mediaTime"],
             decoded_frames=s["decodedFrames"], dropped_frames=s["droppedFrames"],
-            decode_failures=s["decodeFailures"],
+            decode_failures=s["decodeFailures"], marks=s["marks"],
         )
 
     @property
@@ -163,13 +164,16 @@ class Browser:
         self._browser = browser
         self.web_url = web_url
 
-    def page_url(self, src: str, *, barcode: bool = False) -> str:
-        query = {"src": src, **({"barcode": "1"} if barcode else {})}
+    def page_url(self, src: str, *, barcode: bool = False, debug: bool = False) -> str:
+        query = {"src": src, **({"barcode": "1"} if barcode else {}),
+                 **({"debug": "1"} if debug else {})}
         return f"{self.web_url}/player_probe.html?{urlencode(query)}"
 
-    async def open_player(self, src: str, *, barcode: bool = False) -> Player:
-        """A new page playing `src` (a master or media playlist URL) with hls.js."""
-        url, browser = self.page_url(src, barcode=barcode), self._browser
+    async def open_player(self, src: str, *, barcode: bool = False,
+                          debug: bool = False) -> Player:
+        """A new page playing `src` (a master or media playlist URL) with hls.js; `debug`
+        turns on hls.js's logs (to this module's logger at DEBUG)."""
+        url, browser = self.page_url(src, barcode=barcode, debug=debug), self._browser
 
         def open_page() -> Any:
             page = browser.new_page(viewport={"width": 660, "height": 380})
