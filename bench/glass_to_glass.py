@@ -152,7 +152,8 @@ async def session(run: Run, args: argparse.Namespace, browser: Browser, loop: An
         nursery.start_soon(publisher)
         await _wait_playable(client, play_url)
         await trio.sleep(max(0.0, run.published.start_s + args.join_after_s - time.monotonic()))
-        player = await browser.open_player(play_url, barcode=True)
+        player = await browser.open_player(play_url, barcode=True,
+                                           config=json.loads(args.hls_config) or None)
         run.player_started_s = time.monotonic()
         try:
             await _watch(player, run, done)
@@ -395,7 +396,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"no ratio: a player decoded too few frames (streamscale {len(ours)}, "
               f"nginx-rtmp {len(peer)}; at least {MIN_FRAMES} each are needed)")
     print(f"{load()}; part_s {args.part_s:g}, segment_s {args.segment_s:g}, "
-          f"ladder {args.ladder}")
+          f"ladder {args.ladder}; hls.js config "
+          f"{'default' if args.hls_config.strip() in ('', '{}') else args.hls_config}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -410,6 +412,8 @@ def parse_args() -> argparse.Namespace:
                    help="the player joins this long after the publish starts")
     p.add_argument("--warmup-s", type=float, default=8.0,
                    help="displayed frames left out after the player starts")
+    p.add_argument("--hls-config", default="{}",
+                   help="hls.js settings over its defaults (JSON): an experiment, printed")
     p.add_argument("--dump", default="", help="write every displayed frame's sample here")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     return p.parse_args()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import http.server
+import json
 import logging
 import os
 import queue
@@ -164,16 +165,20 @@ class Browser:
         self._browser = browser
         self.web_url = web_url
 
-    def page_url(self, src: str, *, barcode: bool = False, debug: bool = False) -> str:
+    def page_url(self, src: str, *, barcode: bool = False, debug: bool = False,
+                 config: dict[str, Any] | None = None) -> str:
         query = {"src": src, **({"barcode": "1"} if barcode else {}),
-                 **({"debug": "1"} if debug else {})}
+                 **({"debug": "1"} if debug else {}),
+                 **({"config": json.dumps(config)} if config else {})}
         return f"{self.web_url}/player_probe.html?{urlencode(query)}"
 
-    async def open_player(self, src: str, *, barcode: bool = False,
-                          debug: bool = False) -> Player:
-        """A new page playing `src` (a master or media playlist URL) with hls.js; `debug`
-        turns on hls.js's logs (to this module's logger at DEBUG)."""
-        url, browser = self.page_url(src, barcode=barcode, debug=debug), self._browser
+    async def open_player(self, src: str, *, barcode: bool = False, debug: bool = False,
+                          config: dict[str, Any] | None = None) -> Player:
+        """A new page playing `src` (a master or media playlist URL) with hls.js in its
+        default configuration; `debug` turns on hls.js's logs (to this module's logger at
+        DEBUG); `config` overrides hls.js settings (an experiment, not what viewers get)."""
+        url = self.page_url(src, barcode=barcode, debug=debug, config=config)
+        browser = self._browser
 
         def open_page() -> Any:
             page = browser.new_page(viewport={"width": 660, "height": 380})
