@@ -343,6 +343,18 @@ def report(run: Run, args: argparse.Namespace) -> list[float]:
                 print(f"    {name:<34} {_ms(percentile(values, 50)):>7} "
                       f"{_ms(percentile(values, 95)):>7} {mean * 1000:8.0f} "
                       f"{mean / mean_total * 100:5.0f}%")
+            player = split["part available -> displayed"]
+            hold = run.playlist.get("PART-HOLD-BACK")
+            joined = run.first.latency_s if run.first is not None else None
+            if player and hold is not None and joined is not None and latencies:
+                behind = percentile(latencies, 50)
+                print(f"    the player's {statistics.median(player) * 1000:.0f} ms by hls.js's "
+                      f"own reading: PART-HOLD-BACK {hold * 1000:.0f} ms + join debt (behind "
+                      f"the edge at the first frame beyond it) {(joined - hold) * 1000:.0f} ms "
+                      f"+ drift since {(behind - joined) * 1000:.0f} ms = behind the edge "
+                      f"{behind * 1000:.0f} ms; the rest (fetch, append, decode, display, "
+                      f"less the part's own fill) "
+                      f"{(statistics.median(player) - behind) * 1000:.0f} ms")
         for change, at_s, load, behind in tr.get("dropped", []):
             print(f"  OVERLOAD: {change} "
                   f"{at_s - run.published.start_s:.1f} s into the publish (load {load:.2f}, "
