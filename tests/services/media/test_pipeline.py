@@ -12,8 +12,9 @@ import trio
 
 from streamscale.backends.storage import Store, open_store
 from streamscale.protocols.hls import PackagerConfig
+from streamscale.services.media.hub import MediaHub
 from streamscale.services.media.ingest import PublishRefused, Tag
-from streamscale.services.media.pipeline import RUNGS, MediaHub
+from streamscale.services.media.pipeline import RUNGS
 from streamscale.services.origin.registry import MediaRegistry
 from streamscale.services.streaming import StreamService
 from streamscale.testing import make_config

@@ -23,8 +23,9 @@ from streamscale.backends.storage import Store, User, open_store
 from streamscale.protocols.hls import H264Config, PackagerConfig, Presentation
 from streamscale.protocols.rtmp import ECMAArray, encode_amf0
 from streamscale.services.clock import new_id, utcnow
+from streamscale.services.media.hub import MediaHub
 from streamscale.services.media.ingest import PublishRefused, Tag
-from streamscale.services.media.pipeline import RUNGS, MediaHub
+from streamscale.services.media.pipeline import RUNGS
 from streamscale.services.media.transcode import SOURCE_RUNG, Ladder, RungSpec
 from streamscale.services.origin.registry import MediaRegistry
 from streamscale.services.streaming import StreamService

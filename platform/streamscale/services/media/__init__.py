@@ -15,8 +15,9 @@ from ...config import Config
 from ...protocols.hls import PackagerConfig
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from ..streaming import StreamService
+from .hub import MediaHub
 from .ingest import RtmpIngest
-from .pipeline import RUNGS, MediaHub
+from .pipeline import RUNGS
 from .recording import expire_periodically
 from .transcode_overload import OverloadPolicy
 

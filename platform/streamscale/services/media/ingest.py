@@ -59,7 +59,7 @@ class Feed(Protocol):
 
 
 class Hub(Protocol):
-    """Where publishes go: one pipeline per stream (see pipeline.MediaHub)."""
+    """Where publishes go: one pipeline per stream (see hub.MediaHub)."""
 
     def publish(self, stream_id: str) -> AbstractAsyncContextManager[Feed]:
         """Open the stream's feed; raises PublishRefused if it already has a publisher."""
