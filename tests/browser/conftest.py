@@ -54,10 +54,13 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def stream(tmp_path: Path) -> AsyncIterator[Stream]:
     """A started stream (not yet published) on a platform with a small ladder: the source
-    rung plus two encoded rungs, the LL-HLS defaults (2 s segments, 0.334 s parts)."""
+    rung plus two encoded rungs, the LL-HLS defaults (2 s segments, 0.334 s parts). The
+    overload policy waits an hour before acting on its own: the tests force sheds and
+    restores, and a shared CI machine must not add its own in between."""
     config = make_config(tmp_path)
     config = dataclasses.replace(config, media=MediaConfig(
-        rtmp_port=0, reconnect_grace_s=1.0, ladder="source,360p,160p"))
+        rtmp_port=0, reconnect_grace_s=1.0, ladder="source,360p,160p",
+        shed_sustain_s=3600.0, restore_after_s=3600.0))
     async with running_platform(config, ("gateway", "media", "origin")) as platform:
         hub = platform.handle("media", "hub")
         assert isinstance(hub, MediaHub)

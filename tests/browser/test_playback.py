@@ -124,7 +124,8 @@ async def test_shed_and_restore_while_hls_js_plays(stream: Stream, browser: Brow
         assert before[1][-1].level == costliest, _describe(before[1])
 
         shed = await stream.hub.shed(stream.stream_id)
-        assert shed is not None and shed != "source"
+        assert shed is not None, "nothing was shed"
+        assert shed != "source", "the passthrough is never shed"
         await until_master(stream.master_url, listed=shed, present=False)
         joined = await browser.open_player(stream.master_url)
         joined_first = await playing(joined)
@@ -133,7 +134,7 @@ async def test_shed_and_restore_while_hls_js_plays(stream: Stream, browser: Brow
         during = await watch_all([abr, picked, joined], 10)
 
         restored = await stream.hub.restore(stream.stream_id)
-        assert restored == shed
+        assert restored == shed, f"restored {restored}, shed {shed}"
         await until_master(stream.master_url, listed=shed, present=True)
         after = await watch_all([abr, picked, joined], 10)
 
