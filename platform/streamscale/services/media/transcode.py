@@ -34,7 +34,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -53,6 +52,7 @@ from .transcode_codec import (
     mapped_errors,
 )
 from .transcode_overload import Decision, OverloadGovernor, OverloadPolicy
+from .transcode_routes import RungRoutes
 from .transcode_rungs import (
     DEFAULT_LADDER,
     REFERENCE_LADDER,
@@ -90,19 +90,6 @@ log = logging.getLogger(__name__)
 
 _TICKS_PER_MS = 90
 _LOAD_WINDOW_S = 2.0  # `load` averages over about this much media time
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """Which encoder feeds a rendition: `track` from `switch_dts` on, `previous` before
-    (frames an encoder still held when the switch came belong to the old track)."""
-
-    track: str
-    previous: str = ""
-    switch_dts: int = 0
-
-    def takes(self, track: str, dts: int) -> bool:
-        return track == self.track if dts >= self.switch_dts else track == self.previous
 
 
 class Ladder:
@@ -155,10 +142,7 @@ class Ladder:
         self._media_s = 0.0
         self._busy_acc = self._media_acc = 0.0
         self.governor = OverloadGovernor(overload)
-        self._shed: list[str] = list(shed)  # shed rungs, oldest first (restored last first)
-        self._to_shed: list[str] = []  # decided, applied at the next source keyframe
-        self._to_restore: list[str] = []
-        self._routes: dict[str, _Route] = {}  # every served rendition but the passthrough
+        self._routes = RungRoutes(shed)
         self._shares: dict[str, float] = {}  # a shed rung's measured load, for restoring
 
     # -- setup -------------------------------------------------------------------------
@@ -187,7 +171,7 @@ class Ladder:
             self._decoder = dec
             self._rungs = {}
             for spec in usable_rungs(self.specs, config.height):
-                if spec.passthrough or spec.name in self._shed:
+                if spec.passthrough or spec.name in self._routes.shed:
                     continue
                 width, height = spec.size(config.width, config.height)
                 self._rungs[spec.name] = EncodedRung(
@@ -200,9 +184,7 @@ class Ladder:
         self._pending.clear()
         self._dts_queue.clear()
         self._last_dts_out = None
-        self._to_shed.clear()
-        self._to_restore.clear()
-        self._routes = {}
+        self._routes = RungRoutes(self._routes.shed_rungs)
         self._reroute(0)
 
     def _encode_source_if_undecodable(self, config: H264Config) -> None:
@@ -235,21 +217,18 @@ class Ladder:
         as configured, shed ones included (they carry another rung's pictures)."""
         if self._source is None:
             return []
-        return ([self._source_name] if self._source_name else []) + list(self._routes)
+        return ([self._source_name] if self._source_name else []) + list(self._routes.routes)
 
     @property
     def shed_rungs(self) -> list[str]:
         """Rungs shed (or about to be, at the next keyframe), oldest first."""
-        return [r for r in self._shed if r not in self._to_restore] + self._to_shed
+        return self._routes.shed_rungs
 
     def track_of(self, name: str) -> str:
         """Whose pictures rendition `name` carries now (its own unless shed)."""
         if self._is_passthrough(name):
             return name
-        try:
-            return self._routes[name].track
-        except KeyError:
-            raise KeyError(f"no rung {name!r} (served: {self.rungs})") from None
+        return self._routes.track_of(name)
 
     def rung_size(self, name: str) -> tuple[int, int]:
         """The picture size rendition `name` carries now."""
@@ -277,8 +256,8 @@ class Ladder:
         if self._source is None:
             return 0.0
         active = [r for r in self.specs if r.passthrough
-                  or (r.name in self._rungs and r.name not in self._to_shed)
-                  or r.name in self._to_restore]
+                  or (r.name in self._rungs and r.name not in self._routes.to_shed)
+                  or r.name in self._routes.to_restore]
         width, height = self._source
         return ladder_cost(
             active, source_width=width, source_height=height, source_fps=self.frame_rate
@@ -303,7 +282,7 @@ class Ladder:
         data = self._check_framing(bytes(access_unit_avcc))
         meta = FrameMeta(pts_ms * _TICKS_PER_MS, dts_ms * _TICKS_PER_MS, keyframe, wallclock_s)
         out: list[EncodedFrame] = []
-        if keyframe and (self._to_shed or self._to_restore):
+        if keyframe and self._routes.pending:
             out.extend(self._apply_changes(meta.dts))
         name = self._source_name
         if name is not None:
@@ -318,7 +297,7 @@ class Ladder:
             for frame in self._decode(packet):
                 out.extend(self._encode(frame))
         self._account(meta.dts, self._clock() - started)
-        return self._route(out)
+        return self._routes.route(out, self._source_name)
 
     def flush(self) -> list[EncodedFrame]:
         """End of stream: drain the decoder and every encoder. Configure to start again."""
@@ -334,7 +313,7 @@ class Ladder:
             frames = rung.flush()
             self.stats.count(rung.name, len(frames), self._clock() - started)
             out.extend(frames)
-        return self._route(out)
+        return self._routes.route(out, self._source_name)
 
     # -- overload ----------------------------------------------------------------------
 
@@ -342,14 +321,11 @@ class Ladder:
         """Shed the costliest encoded rung from the next source keyframe on; its name, or
         None if there is nothing left to shed (the passthrough is free; without one, the
         last encoded rung stays). Its rendition goes on with the next rung's pictures."""
-        planned = [n for n in self._rungs if n not in self._to_shed] + self._to_restore
-        if not planned or (len(planned) == 1 and self._source_name is None):
+        name = self._routes.plan_shed(self._rungs, rate=self._pixel_rate,
+                                      keep_one=self._source_name is None)
+        if name is None:
             return None
-        name = max(planned, key=self._pixel_rate)
-        if name in self._to_restore:
-            self._to_restore.remove(name)
-        else:
-            self._to_shed.append(name)
+        if name in self._rungs:
             self._shares[name] = self._share(name)
         self.stats.dropped_rungs.append(name)
         self.governor.changed(self._media_s)
@@ -357,15 +333,9 @@ class Ladder:
 
     def restore(self) -> str | None:
         """Bring back the most recently shed rung from the next source keyframe on."""
-        if self._to_shed:
-            name = self._to_shed.pop()
-        else:
-            waiting = [n for n in self._shed if n not in self._to_restore]
-            if not waiting:
-                return None
-            name = waiting[-1]
-            self._to_restore.append(name)
-        self.governor.changed(self._media_s)
+        name = self._routes.plan_restore()
+        if name is not None:
+            self.governor.changed(self._media_s)
         return name
 
     def rebalance(self, *, can_afford: Callable[[float], bool]) -> tuple[Decision, str] | None:
@@ -374,10 +344,10 @@ class Ladder:
         `can_afford(extra_cost)` asks admission control whether the node has room for a
         restored rung (other streams may have taken it meanwhile).
         """
-        waiting = [n for n in self.shed_rungs if n not in self._to_shed]
+        waiting = self._routes.next_restore
         restored_load = None
-        if waiting and not self._to_shed:
-            restored_load = self.load + self._shares.get(waiting[-1], self.load)
+        if waiting is not None and not self._routes.to_shed:
+            restored_load = self.load + self._shares.get(waiting, self.load)
         decision = self.governor.observe(
             self._media_s, behind_s=self.behind_s, load=self.load, restored_load=restored_load
         )
@@ -387,7 +357,7 @@ class Ladder:
             before = self.cost
             name = self.restore()
             if name is not None and not can_afford(self.cost - before):
-                self._to_restore.remove(name)
+                self._routes.to_restore.remove(name)
                 name = None
         else:
             return None
@@ -408,12 +378,13 @@ class Ladder:
         """At a source keyframe: stop shed encoders (their held frames come out first),
         open restored ones, and point every rendition at its new track from `dts`."""
         out: list[EncodedFrame] = []
-        for name in self._to_shed:
+        routes = self._routes
+        for name in routes.to_shed:
             rung = self._rungs.pop(name, None)
             if rung is not None:
                 out.extend(rung.flush())
-            self._shed.append(name)
-        for name in self._to_restore:
+            routes.shed.append(name)
+        for name in routes.to_restore:
             spec = next(r for r in self.specs if r.name == name)
             assert self._source is not None
             width, height = spec.size(*self._source)
@@ -421,9 +392,9 @@ class Ladder:
                 self._rungs[name] = EncodedRung(
                     spec, width, height, spec.fps(self.frame_rate), self.settings
                 )
-            self._shed.remove(name)
-        self._to_shed.clear()
-        self._to_restore.clear()
+            routes.shed.remove(name)
+        routes.to_shed.clear()
+        routes.to_restore.clear()
         if not self._rungs:
             self._pending.clear()
             self._dts_queue.clear()
@@ -431,40 +402,10 @@ class Ladder:
         return out
 
     def _reroute(self, dts: int) -> None:
-        """Each served rendition's track: its own encoder, or for a shed rung the largest
-        encoder not larger than it (the smallest if none is), else the passthrough."""
         assert self._source is not None
-        active = sorted(self._rungs, key=self._pixel_rate)
-        for spec in usable_rungs(self.specs, self._source[1]):
-            if spec.passthrough:
-                continue
-            name = spec.name
-            if name in self._rungs:
-                track = name
-            else:
-                smaller = [a for a in active if self._pixel_rate(a) <= self._pixel_rate(name)]
-                track = (smaller[-1] if smaller else active[0] if active
-                         else self._source_name or "")
-            old = self._routes.get(name)
-            if old is None:
-                self._routes[name] = _Route(track)
-            elif old.track != track:
-                self._routes[name] = _Route(track, old.track, dts)
-
-    def _route(self, frames: list[EncodedFrame]) -> list[EncodedFrame]:
-        """Encoder output to renditions: a rung's own frames, plus copies for the shed
-        renditions each encoder stands in for (tagged with `track`)."""
-        if all(r.track == n and r.switch_dts == 0 for n, r in self._routes.items()):
-            return frames  # nothing shed ever: the common case costs one pass
-        out: list[EncodedFrame] = []
-        for frame in frames:
-            if self._is_passthrough(frame.rung):
-                out.append(frame)
-            for name, route in self._routes.items():
-                if route.takes(frame.rung, frame.dts_90k):
-                    out.append(frame if name == frame.rung
-                               else dataclasses.replace(frame, rung=name, track=frame.rung))
-        return out
+        served = [r.name for r in usable_rungs(self.specs, self._source[1]) if not r.passthrough]
+        self._routes.reroute(dts, served=served, active=self._rungs, rate=self._pixel_rate,
+                             passthrough=self._source_name)
 
     def _pixel_rate(self, name: str) -> float:
         rung = self._rungs.get(name)
@@ -482,7 +423,7 @@ class Ladder:
         if rung is None:
             return self.load
         share = self.stats.encode_ms_per_frame(name) * rung.fps / 1000
-        if len([n for n in self._rungs if n not in self._to_shed]) <= 1 and self._media_s > 0:
+        if len([n for n in self._rungs if n not in self._routes.to_shed]) <= 1 and self._media_s:
             share += self.stats.decode_s / self._media_s
         return share
 
