@@ -127,6 +127,7 @@ class MediaConfig:
     shed_cooldown_s: float = 5.0  # at most one shed or restore per this long
     segment_s: float = 2.0  # segments are cut on the first keyframe at or after this
     part_s: float = 0.334  # LL-HLS part target
+    independent_s: float = 0.5  # extra IDRs in encoded rungs this often (whole parts); 0 = off
     window_segments: int = 12  # complete segments a live media playlist lists
     skip_until_s: float = 12.0  # CAN-SKIP-UNTIL for delta updates (>= 6 targets); 0 = off
     recordings_dir: str = ""  # "" = data_dir/recordings
@@ -151,6 +152,8 @@ class MediaConfig:
             raise ConfigError("part_s: must not exceed segment_s")
         if self.window_segments < 1:
             raise ConfigError("window_segments: must be at least 1")
+        if self.independent_s < 0:
+            raise ConfigError("independent_s: must be 0 (off) or positive")
         if self.skip_until_s < 0:
             raise ConfigError("skip_until_s: must be 0 (off) or positive")
         rungs = [r.strip() for r in self.ladder.split(",") if r.strip()]

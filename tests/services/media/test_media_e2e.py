@@ -111,11 +111,19 @@ async def test_publish_play_and_end(live: Live) -> None:
         async with httpx.AsyncClient() as origin:
             master = m3u8.loads((await origin.get(master_url)).text)
             names = [p.uri.split("/")[0] for p in master.playlists]
-            assert names == ["source", "360p", "160p"]
+            # players start on the first variant: the top encoded rung, which has extra
+            # IDRs (media.independent_s), not the passthrough with the publisher's GOP
+            assert names == ["360p", "source", "160p"]
             sizes = {p.uri.split("/")[0]: p.stream_info.resolution for p in master.playlists}
             assert sizes == {"source": (640, 360), "360p": (640, 360), "160p": (284, 160)}
             media = m3u8.loads((await origin.get(
                 f"{live.hls}/live/{stream_id}/160p/index.m3u8")).text)
+            # encoded rungs: INDEPENDENT parts inside segments too (a GOP is 1 s here and
+            # 0.5 s of parts is 2 parts of 7 frames: an extra IDR every 14 frames)
+            listed = [p for seg in media.segments for p in seg.parts] + [
+                p for p in getattr(media, "parts", []) or []]
+            mid = [p for p in listed if p.independent == "YES" and not p.uri.endswith(".0.m4s")]
+            assert mid, [(p.uri, p.independent) for p in listed]
             assert media.server_control.can_block_reload == "YES"
             assert media.part_inf.part_target == pytest.approx(0.25)
             assert media.program_date_time is not None

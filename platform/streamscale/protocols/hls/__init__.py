@@ -20,6 +20,7 @@ from ._errors import HLSError
 from ._fmp4 import VIDEO_TIMESCALE, AudioTrack, VideoTrack, fragment, init_segment
 from ._model import (
     INIT_URI,
+    PART_SLACK_S,
     PackagerConfig,
     Part,
     Resource,
@@ -46,6 +47,7 @@ from ._rendition import CLASSIC_PLAYLIST_URI, PLAYLIST_URI, Presentation, Rendit
 __all__ = [
     "CLASSIC_PLAYLIST_URI",
     "INIT_URI",
+    "PART_SLACK_S",
     "PLAYLIST_URI",
     "VIDEO_TIMESCALE",
     "AACConfig",

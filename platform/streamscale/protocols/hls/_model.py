@@ -24,6 +24,7 @@ INIT_URI = "init.mp4"
 _RESOURCE_RE = re.compile(r"(?P<msn>[0-9]{1,18})(?:\.(?P<part>[0-9]{1,6}))?\.m4s")
 _INIT_RE = re.compile(r"init-(?P<map>[1-9][0-9]{0,5})\.mp4")
 _MAX_QUEUED_AUDIO_S = 10.0
+PART_SLACK_S = 0.002  # how far a part may run past PART-TARGET (see Segmenter)
 
 
 def segment_uri(msn: int) -> str:
@@ -90,6 +91,10 @@ class Sample:
     `dts`/`pts` are in the track timescale (90 kHz video, sample rate for audio). The
     ingest wall clock (`wallclock_s`, Unix seconds) of any early sample anchors
     EXT-X-PROGRAM-DATE-TIME; later values are ignored so PDT and EXTINF always agree.
+
+    `keyframe` marks where a segment may start (the source's keyframes, the same instants
+    on every rung); `independent` an extra IDR inside a segment, where a part may start
+    independent (a player joins there instead of decoding from the segment's start).
     """
 
     data: bytes
@@ -97,6 +102,7 @@ class Sample:
     pts: int | None = None
     keyframe: bool = True
     wallclock_s: float | None = None
+    independent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +184,7 @@ class Segmenter:
         # Millisecond timestamps (RTMP) put frame boundaries up to 1 ms off the ideal grid: a
         # part may run 2 ms past its target rather than close a frame early and fall under
         # the 85% of PART-TARGET that RFC 8216bis asks of every part but a segment's last.
-        self.part_slack = self.timescale // 500
+        self.part_slack = round(PART_SLACK_S * self.timescale)
         self.max_part_ticks = self.part_target  # grows if a part runs past it (slack, gaps)
         self.tracks: list[VideoTrack | AudioTrack] = [t for t in (video, audio) if t]
         self.msn = 0
@@ -291,7 +297,7 @@ class Segmenter:
 
     def _fragment_sample(self, s: Sample, dur: int) -> FragmentSample:
         pts = s.dts if s.pts is None else s.pts
-        return FragmentSample(s.data, dur, s.keyframe, pts - s.dts)
+        return FragmentSample(s.data, dur, s.keyframe or s.independent, pts - s.dts)
 
     def _push_driver(self, sample: Sample, *, cut: bool = False) -> list[Part | Segment]:
         if self._anchor is None and sample.wallclock_s is not None:
@@ -314,11 +320,13 @@ class Segmenter:
         if sample.keyframe and (cut or t - self._seg_start >= self.segment_target):
             out.append(self._close_part(t))
             out.append(self._close_segment(t))
-        elif t - self._part_start + dur > self.part_target + self.part_slack:
+        elif t - self._part_start + dur > self.part_target + self.part_slack or (
+            sample.independent and t - self._part_start >= self.part_target * 0.85
+        ):  # an IDR closes a part that is long enough, so the next one starts independent
             out.append(self._close_part(t))
         if not self._samples:
             self._part_start = t
-            self._part_independent = sample.keyframe
+            self._part_independent = sample.keyframe or sample.independent
         self._pending = sample
         return out
 

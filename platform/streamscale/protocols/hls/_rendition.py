@@ -377,6 +377,8 @@ class Presentation:
         self.segment_version = 0
         self._renditions: dict[str, Rendition] = {}
         self._master: list[tuple[int, bytes] | None] = [None, None]
+        # Which variant to list first, by preference (players start on the first one).
+        self.start_with: tuple[str, ...] = ()
 
     def add_rendition(
         self,
@@ -433,6 +435,17 @@ class Presentation:
                 )
         return "".join(lines)
 
+    def _ordered(self) -> list[Rendition]:
+        """Renditions in master order: the first visible of `start_with` first (players
+        start on the first variant), then the others as added."""
+        ordered = list(self._renditions.values())
+        first = next((r for name in self.start_with
+                      if (r := self._renditions.get(name)) is not None and not r.hidden), None)
+        if first is not None:
+            ordered.remove(first)
+            ordered.insert(0, first)
+        return ordered
+
     def master_playlist(self, *, low_latency: bool = True) -> bytes:
         """Variants `<name>/index.m3u8` (or classic.m3u8); a rung appears once it can be
         described: declared bandwidth, or one complete segment to measure."""
@@ -442,7 +455,7 @@ class Presentation:
             return cached[1]
         uri = PLAYLIST_URI if low_latency else CLASSIC_PLAYLIST_URI
         variants = []
-        for r in self._renditions.values():
+        for r in self._ordered():
             if r.hidden:
                 continue
             peak, average = r.bandwidth()

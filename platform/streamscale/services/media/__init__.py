@@ -43,6 +43,7 @@ async def run(
                                     skip_until_s=media.skip_until_s or None),
             recordings_root=config.recordings_root, capacity=media.transcode_capacity,
             reconnect_grace_s=media.reconnect_grace_s,
+            independent_s=media.independent_s,
             overload=OverloadPolicy(
                 warmup_s=media.shed_warmup_s, shed_behind_s=media.shed_behind_s,
                 shed_sustain_s=media.shed_sustain_s, restore_load=media.restore_load,

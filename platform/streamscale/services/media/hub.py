@@ -8,19 +8,20 @@ stream ends (ENDLIST, recording finalised, status "ended").
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from ...protocols.hls import PackagerConfig, Presentation
+from ...protocols.hls import PART_SLACK_S, PackagerConfig, Presentation
 from ..origin.registry import MediaRegistry
 from ..streaming import StreamService
 from .ingest import PublishRefused, Tag
 from .pipeline import StreamPipeline
-from .transcode import AdmissionControl, RungSpec
+from .transcode import AdmissionControl, Ladder, RungSpec
 from .transcode_overload import OverloadPolicy
 
 FEED_QUEUE_TAGS = 256  # ~4 s of 30 fps video plus audio; past it the publisher waits
@@ -59,6 +60,7 @@ class MediaHub:
         self, *, nursery: trio.Nursery, streams: StreamService, registry: MediaRegistry,
         rungs: list[RungSpec], packager: PackagerConfig, recordings_root: Path,
         capacity: float, reconnect_grace_s: float, overload: OverloadPolicy | None = None,
+        independent_s: float = 0.0,
     ) -> None:
         self.nursery = nursery
         self.streams = streams
@@ -69,9 +71,27 @@ class MediaHub:
         self.admission = AdmissionControl(capacity)
         self.reconnect_grace_s = reconnect_grace_s
         self.overload = overload or OverloadPolicy()
+        self.independent_s = independent_s
         self.limiter = trio.CapacityLimiter(max(2, int(capacity * 2)))
         self.stats = MediaStats()
         self._pipelines: dict[str, StreamPipeline] = {}
+
+    def new_ladder(self, frame_rate: float, *, shed: Sequence[str] = ()) -> Ladder:
+        """A ladder for this node's rungs and policies, for a source at `frame_rate`."""
+        return Ladder(self.rungs, frame_rate=frame_rate, overload=self.overload, shed=shed,
+                      independent_every=self.independent_every(frame_rate))
+
+    def independent_every(self, frame_rate: float) -> int:
+        """Frames between extra IDRs in encoded rungs: `independent_s` rounded to whole
+        LL-HLS parts (as the packager cuts them at this frame rate), so each extra IDR
+        starts a part, which is then INDEPENDENT=YES; 0 when off."""
+        if self.independent_s <= 0:
+            return 0
+        frame_s = 1 / frame_rate
+        per_part = max(1, math.floor((self.packager.part_target_s + PART_SLACK_S) / frame_s
+                                     + 1e-9))
+        parts = max(1, round(self.independent_s / (per_part * frame_s)))
+        return per_part * parts
 
     def pipeline(self, stream_id: str) -> StreamPipeline | None:
         return self._pipelines.get(stream_id)

@@ -166,7 +166,7 @@ class StreamPipeline:
                          else f"{frame.source}'s")
             events = rendition.push_video(Sample(
                 frame.data, dts=frame.dts_90k, pts=frame.pts_90k, keyframe=frame.keyframe,
-                wallclock_s=frame.wallclock_s))
+                wallclock_s=frame.wallclock_s, independent=frame.independent))
             changed |= self._record(rendition, events)
         self._rebalance(ladder)
         if changed:
@@ -268,7 +268,7 @@ class StreamPipeline:
             await self._close_presentation()
         self._audio_waiting.clear()
         self.ladder = None
-        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate, overload=self.hub.overload)
+        ladder = self.hub.new_ladder(self.frame_rate)
         try:
             await trio.to_thread.run_sync(ladder.configure, record, limiter=self.hub.limiter)
         except TranscodeError as exc:
@@ -300,8 +300,7 @@ class StreamPipeline:
                   self.stream_id, exc)
         # The same rungs, the shed ones still shed (their renditions keep their stand-ins).
         shed = self.ladder.shed_rungs if self.ladder is not None else []
-        ladder = Ladder(self.hub.rungs, frame_rate=self.frame_rate,
-                        overload=self.hub.overload, shed=shed)
+        ladder = self.hub.new_ladder(self.frame_rate, shed=shed)
         await trio.to_thread.run_sync(ladder.configure, self.avc_record,
                                       limiter=self.hub.limiter)
         self.ladder = ladder
@@ -322,6 +321,9 @@ class StreamPipeline:
                 audio=audio, bandwidth_bps=video_bps + (AUDIO_BITRATE_BPS if audio else 0),
                 frame_rate=self.frame_rate,
             )
+        # Players start on the first variant: an encoded rung, whose extra IDRs
+        # (media.independent_s) let them join near the live edge, not the source's GOP start.
+        presentation.start_with = tuple(n for n in ladder.rungs if n in ladder.encoded)
         self._publish_presentation(presentation)
         log.info("stream %s: packaging %s", self.stream_id, ", ".join(self.renditions))
 
@@ -357,7 +359,8 @@ class StreamPipeline:
                 if rendition is not None:
                     self._record(rendition, rendition.push_video(Sample(
                         frame.data, dts=frame.dts_90k, pts=frame.pts_90k,
-                        keyframe=frame.keyframe, wallclock_s=frame.wallclock_s)))
+                        keyframe=frame.keyframe, wallclock_s=frame.wallclock_s,
+                        independent=frame.independent)))
         for rendition in self.renditions.values():
             self._record(rendition, rendition.end())
         if self.presentation is not None:

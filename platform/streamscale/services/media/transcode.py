@@ -114,6 +114,7 @@ class Ladder:
         clock: Callable[[], float] = time.perf_counter,
         overload: OverloadPolicy | None = None,
         shed: Sequence[str] = (),
+        independent_every: int = 0,
     ) -> None:
         if frame_rate <= 0:
             raise ValueError("frame_rate must be positive")
@@ -143,6 +144,11 @@ class Ladder:
         self._busy_acc = self._media_acc = 0.0
         self.governor = OverloadGovernor(overload)
         self._routes = RungRoutes(shed)
+        # Encoded rungs get an extra IDR every this many frames after a source keyframe (0:
+        # none), so a player joins near the live edge instead of decoding from the GOP's
+        # start; the media service makes it a whole number of LL-HLS parts.
+        self.independent_every = independent_every
+        self._since_key = 0
         self._shares: dict[str, float] = {}  # a shed rung's measured load, for restoring
 
     # -- setup -------------------------------------------------------------------------
@@ -218,6 +224,11 @@ class Ladder:
         if self._source is None:
             return []
         return ([self._source_name] if self._source_name else []) + list(self._routes.routes)
+
+    @property
+    def encoded(self) -> list[str]:
+        """The renditions that are encoded here (not passed through), shed ones included."""
+        return list(self._routes.routes)
 
     @property
     def shed_rungs(self) -> list[str]:
@@ -486,7 +497,10 @@ class Ladder:
         if self._last_dts_out is not None and dts <= self._last_dts_out:
             dts = self._last_dts_out + 1
         self._last_dts_out = dts
-        return FrameMeta(meta.pts, dts, meta.keyframe, meta.wallclock_s)
+        self._since_key = 0 if meta.keyframe else self._since_key + 1
+        every = self.independent_every
+        extra = every > 0 and self._since_key > 0 and self._since_key % every == 0
+        return FrameMeta(meta.pts, dts, meta.keyframe, meta.wallclock_s, independent=extra)
 
     def _encode(self, frame: Any) -> list[EncodedFrame]:
         meta = self._meta_for(frame)

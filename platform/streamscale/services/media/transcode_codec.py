@@ -52,6 +52,7 @@ class EncodedFrame:
     keyframe: bool
     wallclock_s: float
     track: str = ""  # the encoder (or passthrough) that made it, when not `rung` itself
+    independent: bool = False  # an extra IDR inside a segment (see Sample.independent)
 
     @property
     def source(self) -> str:
@@ -120,6 +121,7 @@ class FrameMeta:
     dts: int
     keyframe: bool
     wallclock_s: float
+    independent: bool = False  # force an IDR here though the source has none
 
 
 class EncodedRung:
@@ -167,7 +169,8 @@ class EncodedRung:
                 frame, self.width, self.height, format="yuv420p", interpolation=self.interpolation
             )
             scaled.pts, scaled.time_base = meta.pts, TIME_BASE
-            scaled.pict_type = PictureType.I if meta.keyframe else PictureType.NONE
+            idr = meta.keyframe or meta.independent
+            scaled.pict_type = PictureType.I if idr else PictureType.NONE
             packets = self.encoder.encode(scaled)
         self.last_pts = meta.pts
         self.held.append(meta)
@@ -185,8 +188,9 @@ class EncodedRung:
             if packet.pts is not None and packet.pts != meta.pts:
                 raise TranscodeError(f"rung {self.name}: encoder reordered frames")
             data = annexb_to_avcc(bytes(packet))
-            keyframe = bool(packet.is_keyframe)
-            out.append(
-                EncodedFrame(self.name, data, meta.dts, meta.pts, keyframe, meta.wallclock_s)
-            )
+            idr = bool(packet.is_keyframe)  # a segment may start here unless it is extra
+            out.append(EncodedFrame(
+                self.name, data, meta.dts, meta.pts, idr and not meta.independent,
+                meta.wallclock_s, independent=idr and meta.independent,
+            ))
         return out
