@@ -20,6 +20,7 @@ from streamscale.protocols.hls import (
     Presentation,
     Rendition,
     Sample,
+    Segment,
     VideoTrack,
 )
 from streamscale.testing.hls_validate import validate_all
@@ -156,3 +157,23 @@ def test_a_switch_must_start_on_a_keyframe() -> None:
     assert not s.keyframe
     with pytest.raises(HLSError, match="keyframe"):
         x.push_video(Sample(s.data, s.dts, s.pts, s.keyframe, WALL))
+
+
+def test_an_extra_idr_starts_an_independent_part_not_a_segment() -> None:
+    """The ladder's extra IDRs (media.independent_s) come as `independent`: a part starts
+    INDEPENDENT there, but segments still cut only on `keyframe` (the source's)."""
+    video = encode_video(60, width=160, height=120, gop=10)  # real IDRs every 10 frames
+    pres = Presentation(PackagerConfig(segment_target_s=1.0, part_target_s=1 / 3))
+    x = pres.add_rendition("r", video=video.video)
+    events = []
+    for i, s in enumerate(video.samples):
+        assert s.keyframe == (i % 10 == 0)
+        events += x.push_video(Sample(s.data, s.dts, s.pts, keyframe=i % 30 == 0,
+                                      wallclock_s=WALL + i / 30, independent=i % 30 > 0 and
+                                      i % 10 == 0))
+    segments = [e for e in events if isinstance(e, Segment)]
+    assert [s.msn for s in segments] == [0]  # one segment per "source" GOP of 30 frames
+    assert [p.independent for p in segments[0].parts] == [True, True, True]
+    text = x.media_playlist().decode()
+    assert text.count("INDEPENDENT=YES") >= 4  # segment 0's three parts and 1.0
+    validate_all([("ll", text)])

@@ -586,3 +586,22 @@ def test_admission_control_refuses_past_capacity_with_a_reason() -> None:
     assert admission.available == pytest.approx(0.6)
     with pytest.raises(ValueError, match="capacity"):
         AdmissionControl(capacity=0)
+
+
+# -- extra IDRs: players join near the live edge ---------------------------------------------
+
+
+def test_encoded_rungs_get_extra_idrs_that_do_not_start_segments(gop_clip: Clip) -> None:
+    ladder = Ladder(RUNGS, independent_every=5)
+    frames = by_rung(run_ladder(ladder, gop_clip))
+    source_keys = [i for i, u in enumerate(gop_clip.units) if u.keyframe]  # 0, 15, 30, 45
+    for name in ("180p", "120p", "90p"):
+        got = frames[name]
+        assert [i for i, f in enumerate(got) if f.keyframe] == source_keys
+        extra = [i for i, f in enumerate(got) if f.independent]
+        assert extra == [i for i in range(len(got)) if i % 15 in (5, 10)], name
+        # an extra IDR really is one: decoding can start there
+        pictures = decode(ladder.rung_extradata(name), got[5:])
+        assert len(pictures) == len(got) - 5
+    assert not any(f.independent for f in frames["source"])  # the passthrough is untouched
+
