@@ -116,7 +116,8 @@ def test_server_frames_are_compact_versioned_json() -> None:
                      "messages": [{"id": "m1", "user": "ann", "text": "hi", "ts": 1.5}] * 2}
     assert parse_server_frame(encode_batch("r1", []))["messages"] == []
     assert parse_server_frame(encode_ack("c1", "m1")) == {
-        "v": 1, "type": "ack", "id": "c1", "message_id": "m1"}
+        "v": 1, "type": "ack", "id": "c1", "message_id": "m1", "status": "visible"}
+    assert parse_server_frame(encode_ack("c1", "m1", "held"))["status"] == "held"
     joined = parse_server_frame(encode_joined("r1", user_id=None, state={"slow_mode_s": 5}))
     assert joined["can_post"] is False and joined["slow_mode_s"] == 5
     assert parse_server_frame(encode_deleted("r1", "m1"))["message_id"] == "m1"

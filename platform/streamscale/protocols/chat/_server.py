@@ -58,9 +58,10 @@ def encode_joined(
     })
 
 
-def encode_ack(client_id: str, message_id: str) -> bytes:
-    """The message `client_id` is persisted as `message_id` (it will also arrive in a batch)."""
-    return _frame("ack", {"id": client_id, "message_id": message_id})
+def encode_ack(client_id: str, message_id: str, status: str = "visible") -> bytes:
+    """The message `client_id` is persisted as `message_id`. `status` "visible": it will
+    also arrive in a batch; "held": moderation holds it for review, no viewer sees it yet."""
+    return _frame("ack", {"id": client_id, "message_id": message_id, "status": status})
 
 
 def encode_deleted(room: str, message_id: str) -> bytes:

@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 __all__ = ["ChatGateway", "ChatLimits", "ChatRejected", "ChatStats", "Room", "serve_chat"]
 
 Authenticate = Callable[[str], Awaitable[str | None]]
-OnPost = Callable[[str, str, str, str], Awaitable[str]]  # (user, room, client id, text) -> id
+# (user, room, client id, text) -> message id, or (message id, status: "visible" | "held")
+OnPost = Callable[[str, str, str, str], Awaitable[str | tuple[str, str]]]
 RoomHook = Callable[[str], None]
 Message = Mapping[str, object] | bytes  # bytes: one JSON object, already encoded
 _RECENT_IDS = 1024  # per room: message ids remembered to drop re-broadcasts
@@ -400,9 +401,12 @@ class ChatGateway:
             peer.push(server_frame(encode_error(
                 ErrorCode.AUTH_REQUIRED, "sign in to post (join with a token)", cid)))
             return
+        message_id: str | None
+        status = "visible"
         try:
             with trio.fail_after(self.limits.post_timeout_s):
-                message_id = await self._on_post(peer.user_id, peer.room, cid, frame.text)
+                posted = await self._on_post(peer.user_id, peer.room, cid, frame.text)
+            message_id, status = posted if isinstance(posted, tuple) else (posted, status)
         except ChatRejected as exc:
             peer.push(server_frame(encode_error(exc.code, exc.message, cid)))
             if exc.close_code is not None:
@@ -417,7 +421,7 @@ class ChatGateway:
             peer.push(server_frame(encode_error(
                 ErrorCode.UNAVAILABLE, "not persisted; retry with the same id", cid)))
         else:
-            peer.push(server_frame(encode_ack(cid, message_id)))
+            peer.push(server_frame(encode_ack(cid, message_id, status)))
 
     def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "going away") -> None:
         self.flush()

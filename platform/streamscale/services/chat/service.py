@@ -95,7 +95,8 @@ async def run(
         except ApiError:
             return None
 
-    async def on_post(user_id: str, room_id: str, client_id: str, text: str) -> str:
+    async def on_post(user_id: str, room_id: str, client_id: str, text: str
+                      ) -> tuple[str, str]:
         try:
             if len(text) > config.chat.max_message_chars:
                 raise PostRejected("too_long",
@@ -107,7 +108,7 @@ async def run(
             raise ChatRejected(exc.code, exc.message,
                                close_code=CloseCode.POLICY_VIOLATION if exc.close else None
                                ) from None
-        return str(reply["id"])
+        return str(reply["id"]), str(reply.get("status", "visible"))  # "held": not shown
 
     async def recent(room_id: str) -> list[dict[str, Any]]:
         return await history(store, room_id, limit=20)

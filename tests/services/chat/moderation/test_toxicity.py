@@ -67,10 +67,11 @@ def test_a_batch_is_scored_in_one_model_call(clock: FakeClock) -> None:
     assert model.calls == [["one", "two"]]
 
 
-def test_model_sees_leetspeak_read_back(clock: FakeClock) -> None:
+def test_model_sees_the_text_as_written(clock: FakeClock) -> None:
+    # Folded (case, width), but digits stay digits: leetspeak is for the word lists.
     model = FakeModel()
-    make(clock, model).check(MessageContext("chan", "u", "F4CK Y0U"))
-    assert model.calls == [["fack you"]]
+    make(clock, model).check(MessageContext("chan", "u", "\uff27\uff27 run 0000046297.455~ F4CK"))
+    assert model.calls == [["gg run 0000046297.455~ f4ck"]]
 
 
 def test_a_hold_from_links_survives_a_low_score(clock: FakeClock) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .filters import WordList
-from .normalise import leet_readings, normalise
+from .normalise import normalise
 from .rules import ChannelState, Role, Room
 from .toxicity import ToxicityModel
 
@@ -216,9 +216,10 @@ class ModerationEngine:
                 decision = Decision(Action.HOLD, (reason,), _HELD)
         if self.toxicity is None:
             return decision, None
-        # Score the folded text with leetspeak read back, so "f4ck" scores like "fuck".
-        model_text = " ".join(leet_readings(c)[0] for c in norm.folded.split())
-        return decision, model_text
+        # The model scores the text as written (folded: case, width, accents, look-alikes).
+        # Leetspeak is read back for the word lists only: digits beside letters are mostly
+        # ids, scores and timestamps ("0000046297.455~" read as "...ass~" scored 0.992).
+        return decision, norm.folded
 
     def _score(self, ctx: MessageContext, decision: Decision, score: float) -> Decision:
         thresholds = self.rooms[ctx.channel_id].state.thresholds
