@@ -1,9 +1,13 @@
 """Word, regex and link filters: pure matchers over :mod:`.normalise` output.
 
-Banned words match whole words only, on every normalised candidate form, so "class",
-"assistant" and "Scunthorpe" pass a list that bans "ass" and "cunt". An entry ending in
-``*`` also matches words that start with it ("fuck*" catches "fucking"); that is where
-the allowlist earns its keep ("ass*" would otherwise catch "assistant").
+Banned words match whole words, on every normalised candidate form (look-alikes,
+invisible characters, splits, leetspeak undone). An entry of ``MIN_AFFIX_LETTERS`` or
+more letters also matches inside a longer word ("xxfuckxx", "fuckface"), which is where
+the Scunthorpe problem lives: "Scunthorpe" holds "cunt", "cocktail" holds "cock". The
+allowlist exempts whole words, so a channel that bans "cunt" allows "Scunthorpe"; shorter
+entries ("ass") match whole words only, so "class" and "assistant" pass. An entry ending
+in ``*`` also matches words that start with it ("ass*" catches "asshole", and
+"assistant" until allowed). README ("Chat") states what this costs on ordinary chat.
 
 Regex filters are written by channel moderators, so a pattern is untrusted input that
 could hang a chat worker (catastrophic backtracking). We chose a static check over a
@@ -39,6 +43,8 @@ REGEX_INPUT_CHARS = 500
 """Regex filters see at most this much of a message (the chat message limit)."""
 MAX_BACKTRACK_STEPS = REGEX_INPUT_CHARS * REGEX_INPUT_CHARS
 MAX_WORD_ENTRIES = 10_000
+MIN_AFFIX_LETTERS = 4
+"""Entries this long (repeated letters counted once) also match inside longer words."""
 
 
 class InvalidRule(ValidationFailed):
@@ -70,6 +76,8 @@ class WordList:
     _prefix_lengths: set[int] = field(default_factory=set, repr=False)
     _allowed_keys: set[str] = field(default_factory=set, repr=False)
     _needles: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    _infix: dict[str, str] = field(default_factory=dict, repr=False)
+    _infix_lengths: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._reindex()
@@ -136,6 +144,8 @@ class WordList:
         self._allowed_keys = {collapse(w, 1) for w in self.allowed}
         needles = ((collapse(e.rstrip("*"), 1), e) for e in sorted(self.entries))
         self._needles = [(needle, e) for needle, e in needles if len(needle) >= 3]
+        self._infix = {n: e for n, e in self._needles if len(n) >= MIN_AFFIX_LETTERS}
+        self._infix_lengths = sorted({len(n) for n in self._infix})
 
     def match_word(self, word: str) -> str | None:
         """The entry that bans this one candidate word, if any."""
@@ -166,6 +176,28 @@ class WordList:
             hit = self._match_in_run(run)
             if hit is not None:
                 return hit
+        if self._infix:
+            for word in text.affixable:
+                hit = self._match_inside(word)
+                if hit is not None:
+                    return hit
+        return None
+
+    def _match_inside(self, word: str) -> str | None:
+        """A long entry inside a longer word ("xxfuckxx"), unless the word is allowed."""
+        key = collapse(word, 1)
+        if len(key) <= self._infix_lengths[0]:
+            return None  # as long as the entry: the whole-word match has decided
+        if word in self.allowed or key in self._allowed_keys:
+            return None
+        for allowed in self._allowed_keys:
+            if allowed in key:
+                key = key.replace(allowed, " ")
+        for length in self._infix_lengths:
+            for start in range(len(key) - length + 1):
+                hit = self._infix.get(key[start : start + length])
+                if hit is not None:
+                    return hit
         return None
 
     def _match_in_run(self, run: str) -> str | None:

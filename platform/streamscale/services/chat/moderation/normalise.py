@@ -1,11 +1,14 @@
-# ruff: noqa: RUF001 (the look-alike table is made of look-alikes)
+# ruff: noqa: RUF001 (the leetspeak table holds look-alike symbols)
 """Text normalisation against filter evasion: the forms that word filters match against.
 
 Evasions handled: case and compatibility forms (NFKC + casefold, so fullwidth and
-mathematical letters fold), accents and zalgo (combining marks dropped), zero-width and
-other format characters, look-alike letters from Cyrillic and Greek, leetspeak (with two
-readings where a symbol is ambiguous: 1 and | read as i or l), letters split by
-separators ("b a d", "b.a.d", "b_a_d") and repeated letters ("baaaad").
+mathematical letters fold), accents and zalgo (combining marks dropped), invisible
+characters (every format character: zero-width, bidi controls, tags; variation selectors;
+Hangul and Khmer fillers), look-alike letters (UTS #39 skeletons from Unicode's
+confusables data, small capitals: :mod:`.confusables`), right-to-left overrides with
+reversed text (read in display order), leetspeak (with two readings where a symbol is
+ambiguous: 1 and | read as i or l), letters split by separators ("b a d", "b.a.d",
+"fu ck", "f u.c k") and repeated letters ("baaaad").
 
 Everything here is pure and total: any ``str`` in, bounded output, no exceptions.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from .confusables import FILLERS, INVISIBLE_SPACES, look_alikes
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -34,20 +39,11 @@ MAX_WORD_CHARS = 64
 MAX_RUN_LETTERS = 48
 """Spaced-out letter runs ("b a d") are cut to this many letters."""
 
-# Look-alikes NFKC leaves alone: Cyrillic and Greek letters drawn like Latin ones, and
-# dots that are not ".". Lowercase only: the table is applied after casefold.
-# fmt: off
-_CONFUSABLES = str.maketrans(
-    {
-        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
-        "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i",
-        "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɑ": "a", "ɡ": "g", "ı": "i", "ȷ": "j",
-        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
-        "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j",
-        "。": ".", "｡": ".", "․": ".", "‧": ".", "∙": ".", "•": ".",
-    }
-)
-# fmt: on
+# Look-alikes NFKC leaves alone (Cyrillic, Greek, Cherokee, Lisu, small capitals, ...):
+# UTS #39 skeletons from Unicode's confusables data, applied after casefold.
+_LOOK_ALIKES = look_alikes()
+_BLANKS = str.maketrans(dict.fromkeys(INVISIBLE_SPACES, " ") | dict.fromkeys(FILLERS, None))
+_RLO, _PDF, _PDI = "\u202e", "\u202c", "\u2069"
 
 # Leetspeak, first reading. Only applied inside chunks that also hold a letter, so that
 # plain numbers ("2024", "555") stay numbers.
@@ -62,6 +58,8 @@ _LEET_PRIMARY = str.maketrans({**_LEET_COMMON, "1": "i", "|": "l"})
 _LEET_ALTERNATE = str.maketrans({**_LEET_COMMON, "1": "l", "|": "i"})
 _AMBIGUOUS = frozenset("1|")
 _LEET_CHARS = frozenset(_LEET_COMMON) | _AMBIGUOUS
+_LEET_STRETCH = re.compile("[\\w" + re.escape("".join(sorted(_LEET_CHARS))) + "]+")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 
 _DROP_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cc", "Cs", "Co", "Cn"})
 _LETTERS = re.compile(r"[^\W\d_]+")
@@ -70,15 +68,42 @@ _TRIPLES = re.compile(r"(.)\1\1+", re.DOTALL)
 _DOUBLES = re.compile(r"(.)\1+", re.DOTALL)
 
 
-def _fold_once(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    decomposed = unicodedata.normalize("NFD", text)
+def _strip(text: str) -> str:
+    """Marks, format characters (zero-width, bidi controls, tags), fillers: all gone."""
+    decomposed = unicodedata.normalize("NFD", text.translate(_BLANKS))
     kept = [
         " " if ch.isspace() else ch
         for ch in decomposed
         if ch.isspace() or unicodedata.category(ch) not in _DROP_CATEGORIES
     ]
-    return unicodedata.normalize("NFKC", "".join(kept).translate(_CONFUSABLES))
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def _fold_once(text: str) -> str:
+    text = _strip(unicodedata.normalize("NFKC", text).casefold())
+    # Recomposed first (Hangul syllables stay syllables), then look-alikes mapped.
+    return unicodedata.normalize("NFKC", _strip(text.translate(_LOOK_ALIKES)))
+
+
+def displayed(text: str) -> str:
+    """The text in the order a viewer sees it where a right-to-left override (U+202E)
+    reverses it, up to its pop (U+202C), an isolate's end (U+2069) or a line break.
+
+    Only the override matters for Latin letters: embeddings and isolates keep their order.
+    """
+    if _RLO not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while (start := text.find(_RLO, i)) >= 0:
+        out.append(text[i:start])
+        end = start + 1
+        while end < len(text) and text[end] not in (_PDF, _PDI, "\n"):
+            end += 1
+        out.append(text[start + 1 : end][::-1])
+        i = end
+    out.append(text[i:])
+    return "".join(out)
 
 
 def fold(text: str) -> str:
@@ -87,7 +112,7 @@ def fold(text: str) -> str:
     Idempotent: ``fold(fold(s)) == fold(s)``. Used for regex filters, link detection and
     the toxicity model, and as the first step of :func:`normalise`.
     """
-    text = text[:MAX_INPUT_CHARS]
+    text = displayed(text[:MAX_INPUT_CHARS])
     if text.isascii():
         # Fast path for the common case: ASCII needs only lowercasing and control removal.
         if text.isprintable():
@@ -130,15 +155,23 @@ def run_lengths(word: str) -> tuple[int, ...]:
 def leet_readings(chunk: str) -> tuple[str, ...]:
     """The leetspeak readings of one folded chunk: one, or two where 1 or | is in it.
 
-    "!" and "|" at either end are punctuation ("idiot!!", "|quote|"), not letters.
+    "!" and "|" at either end are punctuation ("idiot!!", "|quote|"), not letters. Only
+    stretches of letters, digits and leet symbols that hold a letter are read: in
+    "id:0000046297.455~" the digits stay digits ("455" is no "ass").
     """
     if not _LEET_CHARS.intersection(chunk) or not any(ch.isalpha() for ch in chunk):
         return (chunk,)
     chunk = chunk.strip("!|")
-    first = chunk.translate(_LEET_PRIMARY)
+
+    def read(table: dict[int, str]) -> str:
+        return _LEET_STRETCH.sub(
+            lambda m: m[0].translate(table) if _HAS_LETTER.search(m[0]) else m[0], chunk
+        )
+
+    first = read(_LEET_PRIMARY)
     if not _AMBIGUOUS.intersection(chunk):
         return (first,)
-    return (first, chunk.translate(_LEET_ALTERNATE))
+    return (first, read(_LEET_ALTERNATE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +179,11 @@ class Normalised:
     """What the filters match against.
 
     ``words``: candidate whole words, every reading, repeated letters capped at two (the
-    filter compares run lengths, so "baaad" matches "bad" and "asss" matches "ass").
+    filter compares run lengths, so "baaad" matches "bad" and "asss" matches "ass"),
+    including a word split by spaces or punctuation ("fu ck", "sh.it", "f u.c k": the
+    letters of 2-4 neighbouring pieces joined).
+    ``affixable``: the candidates of single chunks, where a long banned word is also found
+    inside a longer one ("xxfuckxx"); joins across chunks are not ("push it").
     ``runs``: letters spaced out across chunks ("b a d" -> "bad"), where a banned word
     may be found as a substring: spacing letters out is itself the evasion signal.
     """
@@ -154,14 +191,22 @@ class Normalised:
     folded: str
     words: frozenset[str]
     runs: tuple[str, ...]
+    affixable: frozenset[str] = frozenset()
+
+
+MAX_JOINED_PIECES = 4
+"""A banned word split into more pieces than this must be spaced out letter by letter."""
+_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
 
 
 def normalise(text: str) -> Normalised:
     """Fold ``text`` and produce every candidate form the word filters look at."""
     folded = fold(text)
     words: set[str] = set()
+    affixable: set[str] = set()
     runs: list[str] = []
     run: list[str] = []
+    sequence: list[str] = []  # the letter pieces of the message in order (first reading)
 
     def end_run() -> None:
         if len(run) >= 2:
@@ -171,26 +216,53 @@ def normalise(text: str) -> Normalised:
                 runs.append(joined)
         run.clear()
 
-    for chunk in folded.split():
+    chunks = folded.split()
+    if "\u202e" in text:  # an override: the stored (logical) order is a candidate too
+        chunks += [f"\x00{c}" for c in fold(text.replace("\u202e", " ")).split()]
+    for chunk in chunks:
+        if chunk.startswith("\x00"):  # logical-order words: whole words only
+            for reading in leet_readings(chunk[1:]):
+                words.update(collapse(p, 2)[:MAX_WORD_CHARS] for p in _LETTERS.findall(reading))
+            continue
+        chunk = _APOSTROPHE.sub("", chunk)  # "let's" is one word, never "let" + "s"
         readings = leet_readings(chunk)
-        single: str | None = None
+        singles: list[str] = []
         for reading in readings:
             pieces = _LETTERS.findall(reading)
             for piece in pieces:
                 words.add(collapse(piece, 2)[:MAX_WORD_CHARS])
             if len(pieces) > 1:
                 # "b.a.d", "sh.it", "f_u_c_k": the chunk's letters with separators removed.
-                words.add(collapse("".join(pieces), 2)[:MAX_WORD_CHARS])
-            if reading is readings[0] and len(pieces) == 1 and len(pieces[0]) == 1:
-                single = pieces[0]
+                joined = collapse("".join(pieces), 2)[:MAX_WORD_CHARS]
+                words.add(joined)
+                if "/" not in chunk:  # a URL's or path's letters run together innocently
+                    affixable.add(joined)
+            if reading is readings[0]:
+                sequence.extend(pieces)
+                if pieces and all(len(p) == 1 for p in pieces):
+                    singles = pieces  # "b", "u.c": spaced-out letters, a run goes on
+        affixable.update(collapse(p, 2)[:MAX_WORD_CHARS] for r in readings
+                         for p in _LETTERS.findall(r))  # fmt: skip
         if _mixes_digits(chunk):
             words.update(w[:MAX_WORD_CHARS] for w in _ALNUM.findall(chunk))
-        if single is not None:
-            run.append(single)
-        elif _ALNUM.search(chunk):
-            end_run()  # punctuation alone ("b - a - d") does not break a spaced-out run
+        if not _ALNUM.search(chunk):
+            continue  # punctuation alone ("b - a - d") breaks neither a run nor a join
+        if singles:
+            run.extend(singles)
+        else:
+            end_run()
     end_run()
-    return Normalised(folded=folded, words=frozenset(words), runs=tuple(runs))
+    for i in range(len(sequence) - 1):  # "fu ck", "fu c k", "sh it": neighbours joined
+        for j in range(i + 2, min(i + MAX_JOINED_PIECES, len(sequence)) + 1):
+            window = sequence[i:j]
+            joined = "".join(window)
+            if len(joined) > MAX_WORD_CHARS:
+                break
+            if any(len(p) > 1 for p in window):  # letters alone are runs (allowlist-aware)
+                words.add(collapse(joined, 2))
+    return Normalised(
+        folded=folded, words=frozenset(words), runs=tuple(runs), affixable=frozenset(affixable)
+    )
 
 
 def _mixes_digits(chunk: str) -> bool:
