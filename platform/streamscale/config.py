@@ -186,13 +186,25 @@ class ChatConfig:
     max_message_chars: int = 500
     toxicity_model: bool = True  # score messages with the shipped ML model (alt-profanity-check)
     moderation_refresh_s: float = 2.0  # bans, words, settings reach every worker within this
+    # The WebSocket gateway (docs/chat-protocol.md, "Limits"):
+    batch_interval_s: float = 0.05  # at most one batch frame per room per interval
+    viewer_cap_per_s: float = 60.0  # messages per viewer per second; past it batches are
+    # sampled (`skipped`); 0: never sample
+    frames_per_s: float = 5.0  # client frames per connection per second (all types) ...
+    frames_burst: int = 20  # ... with this burst; past it: error `rate_limited`
+    send_queue_frames: int = 64  # frames queued per client once its socket is full; one
+    # more and it is closed 1013
 
     def __post_init__(self) -> None:
         _check(self, "port", _port)
         for name in ("shards", "workers", "user_rate_per_10s", "room_rate_per_s",
-                     "max_message_chars"):
+                     "max_message_chars", "frames_per_s", "frames_burst", "send_queue_frames"):
             _check(self, name, _positive)
         _check(self, "room_quiet_s", _positive)
+        if not 0 < self.batch_interval_s <= 1:
+            raise ConfigError("batch_interval_s: must be in (0, 1] seconds")
+        if not self.viewer_cap_per_s >= 0:  # NaN too
+            raise ConfigError("viewer_cap_per_s: must not be negative (0: never sample)")
         if self.moderation_refresh_s < 0:
             raise ConfigError("moderation_refresh_s: must not be negative")
         if not self.bus_url.startswith(("memory://", "redis://")):

@@ -22,6 +22,7 @@ from ..config import Config
 
 if TYPE_CHECKING:
     from ..backends.bus import Bus
+    from ..services.chat.service import PostLimits
     from ..services.origin.registry import MediaRegistry
 
 _current: contextvars.ContextVar[Resources] = contextvars.ContextVar("streamscale_resources")
@@ -35,6 +36,7 @@ class Resources:
     _media: MediaRegistry | None = None
     _bus: Bus | None = None
     _bus_lock: trio.Lock = field(default_factory=trio.Lock)
+    _post_limits: PostLimits | None = None
 
     async def store(self) -> Store:
         """The process's store, opened (and migrated) on first use."""
@@ -66,6 +68,16 @@ class Resources:
 
             self._media = MediaRegistry()
         return self._media
+
+    def post_limits(self) -> PostLimits:
+        """The process's chat post limits: the API's HTTP posts and the WebSocket gateway's
+        posts count against the same per-user and per-room budgets."""
+        if self._post_limits is None:
+            from ..services.chat.service import PostLimits
+
+            chat = self.config.chat
+            self._post_limits = PostLimits(chat, quiet_s=chat.room_quiet_s)
+        return self._post_limits
 
     async def aclose(self) -> None:
         if self._bus is not None:

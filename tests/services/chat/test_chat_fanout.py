@@ -100,7 +100,7 @@ async def test_slow_client_is_dropped_and_the_room_keeps_its_pace(
         assert max(lags) <= limits.batch_interval_s
         assert chat.gateway.stats.dropped_slow == 1
         assert len(chat.gateway.rooms["s1"].members) == 1
-        assert await slow.expect_close() in (CloseCode.TRY_AGAIN_LATER, 1006)
+        assert await slow.expect_close() == CloseCode.TRY_AGAIN_LATER  # ahead of its backlog
         await slow.aclose()
 
 

@@ -19,6 +19,7 @@ class ErrorCode(enum.StrEnum):
     SPOOFED_IDENTITY = "spoofed_identity"  # a client named an author: closes 1008
     # the gateway
     NOT_JOINED = "not_joined"
+    NO_SUCH_STREAM = "no_such_stream"  # join of a room (stream id) that does not exist
     AUTH_REQUIRED = "auth_required"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"  # the pipeline did not answer in time: retry, same id

@@ -6,12 +6,20 @@ socket: the fan-out builds them once and `Peer.push` writes them with one non-bl
 Python). Only when the kernel buffer is full does the rest go to a bounded backlog, drained
 by the peer's writer task when the socket is writable again: no task wake-up per delivery,
 and a reader who cannot keep up overflows its own backlog and is dropped, never the room.
+
+Dropping a reader is deterministic (docs/chat-protocol.md, "Slow readers"): its backlog is
+discarded and the close frame is handed to the kernel at once, right behind what the kernel
+already holds, by lifting trio's cap on unsent bytes (and the send buffer, if it must) for
+that socket (`Peer.close`). So a reader who resumes reading gets at most its kernel
+buffers of older frames, then the close.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import socket
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -68,11 +76,14 @@ class Peer:
         "max_frames",
         "read_scope",
         "room",
+        "sock",
         "user_id",
     )
 
-    def __init__(self, fd: int, max_frames: int) -> None:
+    def __init__(self, fd: int, max_frames: int, sock: trio.socket.SocketType | None = None,
+                 ) -> None:
         self.fd = fd
+        self.sock = sock  # to enlarge the send buffer for a close frame; None: cannot
         self.max_frames = max_frames
         self.backlog: deque[bytes | memoryview] = deque()
         self.closing = False
@@ -105,8 +116,13 @@ class Peer:
         return True
 
     def close(self, code: int, reason: str = "") -> None:
-        """Queue a close frame after whatever frame is half-written, drop the rest, and make
-        the connection task end. Idempotent: the first reason wins."""
+        """Drop the backlog, write the close frame now (after whatever frame is half-written)
+        and make the connection task end. Idempotent: the first reason wins.
+
+        When the socket takes no more (a slow reader), it is made to take the close
+        (`_make_room`), so the close goes out ahead of the discarded backlog instead of
+        waiting for the reader to make room. If even that fails (the system's `wmem_max`),
+        the close frame stays queued and the connection ends with a plain TCP close."""
         if self.closing:
             return
         self.closing = True
@@ -116,8 +132,35 @@ class Peer:
         if type(head) is memoryview:  # partly on the wire: finish it or the stream breaks
             self.backlog.append(head)
         self.backlog.append(close_frame(code, reason))
+        self.drain()
+        if self.backlog and not self.dead and self._make_room():
+            self.drain()
         self.read_scope.cancel()
         self._lot.unpark()
+
+    def _make_room(self) -> bool:
+        """Let the kernel take the backlog (the close frame) now; False if it would not.
+
+        trio caps a socket's unsent bytes at 16 KiB (TCP_NOTSENT_LOWAT): that, not the
+        send buffer, is what a slow reader fills. Raise the cap by what is needed; only
+        if the send buffer itself is full, enlarge it too (never past `wmem_max`, where
+        the kernel would shrink it instead)."""
+        if self.sock is None:
+            return False
+        needed = sum(len(frame) for frame in self.backlog) + 64 * 1024
+        try:
+            if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 1 << 30)
+                self.drain()
+                if not self.backlog or self.dead:
+                    return False  # written: nothing more to do
+            current: int = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)  # 2x
+            if current // 2 + needed > _wmem_max():
+                return False
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, current // 2 + needed)
+        except OSError:
+            return False
+        return True
 
     def drain(self) -> None:
         """Write as much of the backlog as the kernel takes now."""
@@ -183,6 +226,16 @@ class Budget:
             return True
         self.refused += 1
         return False
+
+
+@functools.cache
+def _wmem_max() -> int:
+    """The largest SO_SNDBUF an unprivileged process may set (Linux; 0 if unknown)."""
+    try:
+        with open("/proc/sys/net/core/wmem_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
 
 
 async def wind_down(stream: trio.SocketStream, peer: Peer) -> None:

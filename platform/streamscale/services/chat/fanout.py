@@ -12,8 +12,10 @@ The chat pipeline plugs in through callbacks and never sees a socket:
 `authenticate(token) -> user_id | None`, `on_post(user_id, room, client_id, text) ->
 message_id` (the ack: persisted; raise `ChatRejected` to refuse), `on_join(room)` /
 `on_leave(room)` when a room gets its first / loses its last member here (subscribe /
-unsubscribe the room's broadcast topic), and calls back into `deliver`, `delete`,
-`notice`, `update_room`, `disconnect_user`. No storage or bus imports here.
+unsubscribe the room's broadcast topic), `room_exists(room) -> bool` (asked before a
+join to a room with no members here: unknown rooms are refused), and calls back into
+`deliver`, `delete`, `notice`, `update_room`, `disconnect_user`. No storage or bus
+imports here.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ Authenticate = Callable[[str], Awaitable[str | None]]
 # (user, room, client id, text) -> message id, or (message id, status: "visible" | "held")
 OnPost = Callable[[str, str, str, str], Awaitable[str | tuple[str, str]]]
 RoomHook = Callable[[str], None]
+RoomExists = Callable[[str], Awaitable[bool]]
 Message = Mapping[str, object] | bytes  # bytes: one JSON object, already encoded
 _RECENT_IDS = 1024  # per room: message ids remembered to drop re-broadcasts
 
@@ -150,6 +153,7 @@ class ChatGateway:
         authenticate: Authenticate | None = None,
         on_join: RoomHook | None = None,
         on_leave: RoomHook | None = None,
+        room_exists: RoomExists | None = None,
         limits: ChatLimits | None = None,
     ) -> None:
         self.limits = limits or ChatLimits()
@@ -160,6 +164,7 @@ class ChatGateway:
         self._authenticate = authenticate
         self._on_join = on_join
         self._on_leave = on_leave
+        self._room_exists = room_exists
         self._room_state: dict[str, dict[str, object]] = {}
         self._dirty: dict[Room, None] = {}
         self._wake = trio.Event()
@@ -318,7 +323,7 @@ class ChatGateway:
             import socket
 
             stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.send_buffer_bytes)
-        peer = Peer(stream.socket.fileno(), limits.send_queue_frames)
+        peer = Peer(stream.socket.fileno(), limits.send_queue_frames, stream.socket)
         full = len(self.peers) >= limits.max_connections
         self.peers.add(peer)
         self.stats.connections += 1
@@ -387,6 +392,19 @@ class ChatGateway:
                     user_id = None
             if user_id is None:
                 self._close(peer, CloseCode.AUTH_FAILED, "auth failed")
+                return
+        if frame.room not in self.rooms and self._room_exists is not None:
+            try:
+                with trio.fail_after(self.limits.auth_timeout_s):
+                    exists = await self._room_exists(frame.room)
+            except Exception:  # storage slow or down: the client may join again
+                log.warning("chat: could not look room %r up", frame.room, exc_info=True)
+                peer.push(server_frame(encode_error(
+                    ErrorCode.UNAVAILABLE, "could not look the room up; join again", None)))
+                return
+            if not exists:  # refused: no subscription, the connection stays as it was
+                peer.push(server_frame(encode_error(
+                    ErrorCode.NO_SUCH_STREAM, f"no such room: {frame.room}", None)))
                 return
         self._exit(peer)
         peer.user_id = user_id

@@ -24,7 +24,7 @@ from ...protocols.chat import CloseCode
 from ...runtime import ServiceInfo, current_resources
 from ..auth import KeyRing
 from ..errors import ApiError
-from .fanout import ChatGateway, ChatRejected, serve_chat
+from .fanout import ChatGateway, ChatLimits, ChatRejected, serve_chat
 from .moderation.shipped_model import ProfanityCheckModel
 from .moderation_actions import room_settings_event
 from .moderation_store import StoreModerator
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 class PostLimits:
     """Flood control before the bus: per user per room, then per room in total.
+
+    One instance per process (`Resources.post_limits`), shared by the API's HTTP posts and
+    the WebSocket gateway, so a user posting over both counts against one budget. This is
+    the only per-user post limit (`chat.user_rate_per_10s`, a moving window).
 
     The room limit must not starve ordinary chatters when a flood fills it: a user whose
     last accepted post in the room is at least `quiet_s` old is never refused for the
@@ -66,6 +70,15 @@ class PostLimits:
             self._last.popitem(last=False)
 
 
+def gateway_limits(config: ChatConfig) -> ChatLimits:
+    """The WebSocket gateway's operator-set bounds (the rest keep `ChatLimits` defaults)."""
+    return ChatLimits(
+        batch_interval_s=config.batch_interval_s, viewer_cap_per_s=config.viewer_cap_per_s,
+        frames_per_s=config.frames_per_s, frames_burst=config.frames_burst,
+        send_queue_frames=config.send_queue_frames,
+    )
+
+
 def _settings_text(fields: dict[str, Any]) -> str:
     slow = fields.get("slow_mode_s") or 0
     parts = [f"slow mode: one message every {slow} s" if slow else "slow mode off",
@@ -86,7 +99,7 @@ async def run(
     bus = await resources.bus()
     keys = KeyRing(store, config.auth)
     await keys.load()
-    limits = PostLimits(config.chat, quiet_s=config.chat.room_quiet_s)
+    limits = resources.post_limits()  # shared with the API's HTTP posts in this process
     gateway: ChatGateway
 
     async def authenticate(token: str) -> str | None:
@@ -109,6 +122,18 @@ async def run(
                                close_code=CloseCode.POLICY_VIOLATION if exc.close else None
                                ) from None
         return str(reply["id"]), str(reply.get("status", "visible"))  # "held": not shown
+
+    known_rooms: OrderedDict[str, None] = OrderedDict()  # streams seen to exist
+
+    async def room_exists(room_id: str) -> bool:
+        if room_id in known_rooms:
+            return True
+        if await store.get_stream(room_id) is None:
+            return False
+        known_rooms[room_id] = None
+        if len(known_rooms) > 10_000:
+            known_rooms.popitem(last=False)
+        return True
 
     async def recent(room_id: str) -> list[dict[str, Any]]:
         return await history(store, room_id, limit=20)
@@ -159,7 +184,8 @@ async def run(
         nursery.start_soon(follow_rooms)
 
         gateway = ChatGateway(on_post=on_post, authenticate=authenticate, on_join=on_join,
-                              on_leave=on_leave)
+                              on_leave=on_leave, room_exists=room_exists,
+                              limits=gateway_limits(config.chat))
         model = None
         if config.chat.toxicity_model:
             model = ProfanityCheckModel()

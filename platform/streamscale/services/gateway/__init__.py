@@ -27,6 +27,8 @@ async def run(
     await keys.load()
     poster = ChatPoster(await current_resources().bus())
     app = create_app(config, store, keys, chat=poster)
+    # One post budget per process: the chat service's WebSocket posts count against it too.
+    app.extensions["streamscale"].services["chat_limits"] = current_resources().post_limits()
 
     hyper = HyperConfig()
     hyper.bind = [f"{config.gateway.host}:{config.gateway.port}"]

@@ -110,14 +110,16 @@ class ModerationEngine:
     """Decisions for the channels of one chat worker (one task owns it: not thread-safe).
 
     ``toxicity``: None runs without the model. ``rate_messages`` per ``rate_window_s``
-    per user and channel is a token bucket; staff are exempt from it and from slow mode,
-    followers-only and the link policy, but not from the word, regex or toxicity filters.
+    per user and channel is an optional token bucket, off by default: the platform's
+    per-user limit is ``chat.user_rate_per_10s``, enforced once per process before the bus
+    (``service.PostLimits``). Staff are exempt from it and from slow mode, followers-only
+    and the link policy, but not from the word, regex or toxicity filters.
     """
 
     clock: Callable[[], float]
     toxicity: ToxicityModel | None = None
     global_words: WordList = field(default_factory=WordList)
-    rate_messages: int = 20
+    rate_messages: int | None = None
     rate_window_s: float = 30.0
     rooms: dict[str, Room] = field(default_factory=dict)
 
@@ -275,6 +277,8 @@ class ModerationEngine:
 
     def _take_token(self, s: ChannelState, user: str, now: float) -> Decision | None:
         """Token bucket: ``rate_messages`` burst, refilled over ``rate_window_s``."""
+        if self.rate_messages is None:
+            return None
         capacity = float(self.rate_messages)
         refill_per_s = capacity / self.rate_window_s
         tokens, at = s.recent_rate.get(user, (capacity, now))
