@@ -7,11 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamscale.services.chat.moderation.confusables import look_alikes
 from streamscale.services.chat.moderation.normalise import (
     MAX_INPUT_CHARS,
     MAX_RUN_LETTERS,
     MAX_WORD_CHARS,
     collapse,
+    displayed,
     fold,
     leet_readings,
     normalise,
@@ -124,3 +126,34 @@ def test_any_plain_word_is_its_own_candidate(word: str) -> None:
 def test_spacing_a_word_out_is_caught(word: str) -> None:
     assert collapse(word, 2) in normalise(" ".join(word)).words
     assert collapse(word, 2) in normalise(".".join(word)).words
+
+
+def test_right_to_left_override_is_read_in_display_order() -> None:
+    assert displayed("hey \u202ekcuf\u202c you") == "hey fuck\u202c you"  # pop: order ends
+    assert fold("hey \u202ekcuf\u202c you") == "hey fuck you"  # and controls go
+    assert displayed("\u202eab\ncd") == "ba\ncd"  # a line break ends the override
+    assert displayed("plain") == "plain"
+    norm = normalise("\u202etihs")
+    assert norm.folded == "shit" and {"shit", "tihs"} <= norm.words  # shown and stored
+
+
+def test_look_alike_table_comes_from_unicode_data() -> None:
+    table = look_alikes()
+    assert len(table) > 4000  # UTS #39 confusables, not a hand table
+    assert not any(chr(cp).isascii() for cp in table)  # ASCII stays as written: "m" != "rn"
+    assert fold("ꜰᴜᴄᴋ ʙɪᴛᴄʜ ꓝꓴꓚꓗ ᏚᎻᎥᎢ") == "fuck bitch fuck shit"
+    # Other scripts keep their own letters where they look like nothing Latin.
+    assert fold("안녕하세요 こんにちは 你好") == "안녕하세요 こんにちは 你好"
+
+
+@pytest.mark.parametrize("filler", ["\u3164", "\u115f", "\u1160", "\uffa0", "\u17b4",
+                                    "\u200b", "\u2060", "\ufe0f", "\U000e0041", "\u180e",
+                                    "\u202e", "\u2066", "\u00ad", "\u034f"])  # fmt: skip
+def test_invisible_characters_are_dropped(filler: str) -> None:
+    assert fold(f"ab{filler}cd") == "abcd" or fold(f"ab{filler}cd") == "abdc"  # RLO reverses
+
+
+def test_digits_stay_digits_unless_they_touch_a_letter() -> None:
+    assert leet_readings("id:0000046297.455~") == ("id:0000046297.455~",)
+    assert "ass" in normalise("a55").words
+    assert "ass" not in normalise("~B005|00000009|0000046297.455~ hello").words

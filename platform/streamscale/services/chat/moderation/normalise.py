@@ -216,14 +216,7 @@ def normalise(text: str) -> Normalised:
                 runs.append(joined)
         run.clear()
 
-    chunks = folded.split()
-    if "\u202e" in text:  # an override: the stored (logical) order is a candidate too
-        chunks += [f"\x00{c}" for c in fold(text.replace("\u202e", " ")).split()]
-    for chunk in chunks:
-        if chunk.startswith("\x00"):  # logical-order words: whole words only
-            for reading in leet_readings(chunk[1:]):
-                words.update(collapse(p, 2)[:MAX_WORD_CHARS] for p in _LETTERS.findall(reading))
-            continue
+    for chunk in folded.split():
         chunk = _APOSTROPHE.sub("", chunk)  # "let's" is one word, never "let" + "s"
         readings = leet_readings(chunk)
         singles: list[str] = []
@@ -260,6 +253,10 @@ def normalise(text: str) -> Normalised:
                 break
             if any(len(p) > 1 for p in window):  # letters alone are runs (allowlist-aware)
                 words.add(collapse(joined, 2))
+    if _RLO in text:  # folded is the display order; the stored order's words count too
+        for chunk in fold(text.replace(_RLO, " ")).split():
+            for reading in leet_readings(chunk):
+                words.update(collapse(p, 2)[:MAX_WORD_CHARS] for p in _LETTERS.findall(reading))
     return Normalised(
         folded=folded, words=frozenset(words), runs=tuple(runs), affixable=frozenset(affixable)
     )
