@@ -136,6 +136,7 @@ LINKS = [
     ("example(dot)com", ["example.com"]),
     ("example dot com", ["example.com"]),
     ("ＥＸＡＭＰＬＥ．ＣＯＭ", ["example.com"]),
+    ("example。com example•com exаmple∙com", ["example.com"] * 3),
     ("clips.twitch.tv/abc and youtube.com", ["clips.twitch.tv", "youtube.com"]),
     ("e.g. node.js or file.txt, i.e. nothing", []),
     ("version 1.2.3 costs 4.99", []),

@@ -38,6 +38,9 @@ _TLDS = frozenset(_TLD_NAMES.split())
 # Bounded repeats only: a long run of spaces must not make this quadratic.
 _DEOBFUSCATE = re.compile(r" ?[\[({<] ?(?:\.|dot) ?[\])}>] ?| dot ")
 _RUN = re.compile(r"[\w.:/-]+")  # a possible URL; one linear scan, no backtracking
+# Dots drawn otherwise: folding maps look-alikes to their UTS #39 prototypes, and those of
+# "•", "∙", "‧" (middle dot) and "。" (ring below) are dots to a reader of a link.
+_DOTS = str.maketrans(dict.fromkeys("\u00b7\u02f3\u2022\u2219\u2027\u3002\uff61", "."))
 
 
 def _host(run: str) -> tuple[str, bool] | None:
@@ -59,6 +62,7 @@ def _host(run: str) -> tuple[str, bool] | None:
 
 def find_domains(folded: str) -> list[str]:
     """Host names of the links in already-folded text (see :func:`.normalise.fold`)."""
+    folded = folded.translate(_DOTS)
     if "." not in folded and "dot" not in folded:
         return []
     text = _DEOBFUSCATE.sub(".", folded)
