@@ -203,8 +203,9 @@ class ChatConfig:
         _check(self, "room_quiet_s", _positive)
         if not 0 < self.batch_interval_s <= 1:
             raise ConfigError("batch_interval_s: must be in (0, 1] seconds")
-        if not self.viewer_cap_per_s >= 0:  # NaN too
-            raise ConfigError("viewer_cap_per_s: must not be negative (0: never sample)")
+        if not (self.viewer_cap_per_s == 0 or self.viewer_cap_per_s >= 1):  # NaN too
+            # under 1 the one-second bucket never holds a whole message: nothing would pass
+            raise ConfigError("viewer_cap_per_s: must be 0 (never sample) or at least 1")
         if self.moderation_refresh_s < 0:
             raise ConfigError("moderation_refresh_s: must not be negative")
         if not self.bus_url.startswith(("memory://", "redis://")):

@@ -77,7 +77,8 @@ def test_every_gateway_key_reaches_the_gateway() -> None:
 
 @pytest.mark.parametrize(("key", "value"), [
     ("batch_interval_s", "0"), ("batch_interval_s", "5"), ("viewer_cap_per_s", "-1"),
-    ("viewer_cap_per_s", "nan"), ("frames_per_s", "0"), ("frames_burst", "0"),
+    ("viewer_cap_per_s", "nan"),
+    ("viewer_cap_per_s", "0.5"), ("frames_per_s", "0"), ("frames_burst", "0"),
     ("frames_burst", "1.5"), ("send_queue_frames", "-3"),
 ])
 def test_gateway_keys_are_validated(key: str, value: str) -> None:
