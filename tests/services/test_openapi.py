@@ -8,18 +8,51 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
+from streamscale.services import validation as v
+from streamscale.services.api import ID_PATTERN
 from streamscale.testing import RunningPlatform, make_config, running_platform
 
-from .helpers import signed_in
+from .helpers import assert_error, signed_in
 
 CHECKS = ",".join([
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
+    # The spec is the truth: what it allows is accepted, what it forbids is refused
+    # (schemathesis generates both: --mode all), and Allow headers list real methods.
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "unsupported_method",
+    "allow_header_conformance",
 ])
+# Valid requests the schema cannot tell apart from refused ones: a taken username (409),
+# owner-only routes (403), gone ids (404), rate limits (429); on paginated lists, a cursor
+# the server never issued (400 invalid_cursor: cursors are opaque).
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-method = "GET"
+include-path-regex = "/(followers|following|streams|chat|audit|review|appeals|bans|timeouts\
+|banned-words)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+
+# Following yourself: 400 follow_self, a rule about the caller that no schema can state.
+[[operations]]
+include-path-regex = "/follow$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+# Chat code (not the gateway's): the schema allows null where the server refuses it
+# ("link_policy may not be null"); left to the chat service's owners.
+[[operations]]
+include-path-regex = "/chat-settings$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+"""
 
 
 async def test_spec_lists_every_route(api: httpx.AsyncClient) -> None:
@@ -40,6 +73,51 @@ async def test_spec_lists_every_route(api: httpx.AsyncClient) -> None:
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
+async def test_spec_states_the_rules(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/api/openapi.json")).json()
+    bodies = {}
+    for path, method in [("/api/users/register", "post"), ("/api/users/login", "post"),
+                         ("/api/users/me", "patch"), ("/api/streams/start", "post")]:
+        body = spec["paths"][path][method]["requestBody"]
+        assert body["required"] is True, path
+        bodies[path] = body["content"]["application/json"]["schema"]["properties"]
+    register = bodies["/api/users/register"]
+    assert register["username"]["pattern"] == v.USERNAME_PATTERN
+    assert (register["username"]["minLength"], register["username"]["maxLength"]) == (3, 30)
+    assert register["password"]["maxLength"] == v.PASSWORD_MAX
+    assert register["email"]["pattern"] == v.EMAIL_PATTERN
+    start = bodies["/api/streams/start"]
+    assert start["title"]["maxLength"] == 140 and start["title"]["pattern"]
+    assert start["tags"]["items"]["pattern"] == v.TAG_PATTERN
+    user = spec["paths"]["/api/users/{user_id}"]["get"]["parameters"][0]
+    assert user["schema"]["pattern"] == f"^{ID_PATTERN}$"
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/api/streams/start"), ("PATCH", "/api/users/me"),
+    ("POST", "/api/streams/0123456789abcdef0123456789abcdef/stop"),
+])
+@pytest.mark.parametrize("body", [None, b"{", b'{"title": 5}', b"[" * 1000])
+async def test_no_token_is_401_whatever_the_body(
+    api: httpx.AsyncClient, method: str, path: str, body: bytes | None
+) -> None:
+    """The spec lists 401 for a missing token: it comes before any look at the body."""
+    r = await api.request(method, path, content=body,
+                          headers={"Content-Type": "application/json"})
+    assert_error(r, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("path", ["/api/users/register", "/api/users/login",
+                                  "/api/users/refresh", "/api/users/logout",
+                                  "/api/streams/start"])
+async def test_post_only_routes_allow_only_post(api: httpx.AsyncClient, path: str) -> None:
+    r = await api.options(path)
+    assert set(r.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+    r = await api.get(path)
+    assert_error(r, 405, "method_not_allowed")
+    assert set(r.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
 async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     async with running_platform(make_config(tmp_path), ("gateway", "chat")) as platform:
         base = platform.api_url.removesuffix("/api")
@@ -53,12 +131,14 @@ async def _fuzz(api: httpx.AsyncClient, platform: RunningPlatform, tmp_path: Pat
     await api.post("/api/streams/start", headers=auth, json={"title": "t", "category": "c"})
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     spec_url = platform.api_url + "/openapi.json"
+    (tmp_path / "schemathesis.toml").write_text(CONFIG)
     for headers in ([], ["-H", f"Authorization:{auth['Authorization']}"]):
         result = await trio.run_process(
-            [st, "run", spec_url, "--checks", CHECKS, "--max-examples", "25",
+            [st, "--config-file", str(tmp_path / "schemathesis.toml"), "run", spec_url,
+             "--checks", CHECKS, "--max-examples", "25",
              "--phases", "examples,coverage,fuzzing", "--workers", "1",
              "--request-timeout", "20", "--seed", "1", "--no-color", *headers],
             capture_stdout=True, capture_stderr=True, check=False, cwd=tmp_path,
         )
         output = result.stdout.decode() + result.stderr.decode()
-        assert result.returncode == 0, output[-6000:]
+        assert result.returncode == 0, output[max(0, output.find("FAILURES") - 80):][:12000]

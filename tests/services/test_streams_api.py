@@ -91,7 +91,12 @@ async def test_only_owner_may_stop_or_rotate(api: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_stream_is_404(api: httpx.AsyncClient) -> None:
-    assert_error(await api.get("/api/streams/nope"), 404, "stream_not_found")
+    assert_error(await api.get("/api/streams/" + "0" * 32), 404, "stream_not_found")
+    # Not an id at all: no route (so /api/streams/start is never taken for one).
+    assert_error(await api.get("/api/streams/nope"), 404, "not_found")
+    r = await api.get("/api/streams/start")
+    assert_error(r, 405, "method_not_allowed")
+    assert set(r.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
 
 
 async def test_list_streams_by_owner_and_status(api: httpx.AsyncClient) -> None:

@@ -17,11 +17,14 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from quart import current_app, g, request
 from quart_schema import document_response
+from werkzeug.routing import BaseConverter
 
 from ..backends.storage import Store
 from ..config import Config
 from .auth import AccessClaims, KeyRing
 from .errors import Unauthorized
+
+ID_PATTERN = "[0-9a-f]{32}"  # clock.new_id(): what a user or stream id looks like
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +71,10 @@ async def authenticate() -> AccessClaims:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("sign in: send 'Authorization: Bearer <access token>'")
         claims = await deps().keys.verify(token.strip())
+        if await deps().store.get_user(claims.user_id) is None:
+            # Signed by us, but the account is gone (deleted since): the token is void.
+            raise Unauthorized("the account of this access token no longer exists",
+                               code="invalid_token")
         g.claims = claims
         if request.method not in {"GET", "HEAD", "OPTIONS"}:
             deps().rate_limits.hit("write", claims.user_id)
@@ -78,6 +85,13 @@ async def maybe_authenticate() -> AccessClaims | None:
     if "Authorization" not in request.headers:
         return None
     return await authenticate()
+
+
+class IdConverter(BaseConverter):
+    """`<id:name>` in a route: only what an id looks like, so `/users/register` is never a
+    user id (its OPTIONS and 405 then list only its own methods)."""
+
+    regex = ID_PATTERN
 
 
 class Model(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 from quart import Response, jsonify, request
 from quart_schema import QuartSchema, RequestSchemaValidationError, tag, validate_response
+from quart_schema.openapi import QUART_SCHEMA_SECURITY_ATTRIBUTE
 from quart_trio import QuartTrio
 from quart_trio.wrappers.request import TrioRequest
 from werkzeug.exceptions import HTTPException
@@ -15,13 +16,15 @@ from werkzeug.exceptions import HTTPException
 from ...backends.storage import InvalidCursor, Store
 from ...config import Config
 from .. import streaming, users
-from ..api import Deps, request_id
+from ..api import Deps, IdConverter, authenticate, request_id
 from ..auth import KeyRing
 from ..chat import _api as chat_api
 from ..chat import _moderation_api as moderation_api
 from ..chat.pipeline import ChatPoster
 from ..chat.service import PostLimits
 from ..errors import ApiError, error_body
+from ._body import MAX_DEPTH, check_json
+from ._openapi import ApiOpenAPIProvider
 from ._ratelimit import RateLimits
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,19 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class ApiRequest(TrioRequest):
+    async def get_json(
+        self, force: bool = False, silent: bool = False, cache: bool = True
+    ) -> Any:
+        if cache and self._cached_json[silent] is not Ellipsis:
+            return self._cached_json[silent]
+        try:
+            value = await super().get_json(force, silent, cache)
+        except RecursionError:  # the decoder recurses per level: far past MAX_DEPTH
+            raise ApiError(f"request body nests deeper than {MAX_DEPTH} levels",
+                           code="nesting_too_deep") from None
+        check_json(value)
+        return value
+
     def on_json_loading_failed(self, error: Exception) -> NoReturn:
         raise ApiError(f"request body is not valid JSON: {error}", code="malformed_json")
 
@@ -63,7 +79,9 @@ def create_app(
         scalar_ui_path=None,
         info={"title": "streamscale API", "version": "0.1.0"},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        openapi_provider_class=ApiOpenAPIProvider,
     )
+    app.url_map.converters["id"] = IdConverter
     app.extensions["streamscale"] = Deps(
         config=config, store=store, keys=keys, rate_limits=RateLimits(config.gateway),
         services={
@@ -101,6 +119,9 @@ def create_app(
             body = await request.get_data(True, False, False)  # cached for get_json
         else:
             body = b""
+        view = app.view_functions.get(request.endpoint or "")
+        if request.method != "OPTIONS" and getattr(view, QUART_SCHEMA_SECURITY_ATTRIBUTE, None):
+            await authenticate()  # 401 before any complaint about the body, as documented
         if request.method in _BODY_METHODS and body:
             mimetype = request.mimetype
             if mimetype != "application/json" and not mimetype.endswith("+json"):

@@ -80,7 +80,7 @@ async def rotate_key(stream_id: str) -> StreamKeyOut:
     return _key_out(stream, key)
 
 
-@bp.get("/<stream_id>")
+@bp.get("/<id:stream_id>")
 @tag(["streams"])
 @document_response(StreamOut)
 @errors(400, 404)

@@ -5,14 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
-from .. import validation
+from .. import validation as v
 from ..api import Model
 
-Title = Annotated[str, AfterValidator(lambda v: validation.text(v, min_len=1, max_len=140))]
-Category = Annotated[str, AfterValidator(lambda v: validation.text(v, min_len=1, max_len=50))]
-Tags = Annotated[list[str], AfterValidator(validation.tags)]
+
+def _text(min_len: int, max_len: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "minLength": min_len, "maxLength": max_len,
+                           "pattern": v.text_pattern(min_len=min_len)})
+
+
+Title = Annotated[str, AfterValidator(lambda s: v.text(s, min_len=1, max_len=140)),
+                  _text(1, 140)]
+Category = Annotated[str, AfterValidator(lambda s: v.text(s, min_len=1, max_len=50)),
+                     _text(1, 50)]
+Tags = Annotated[list[str], AfterValidator(v.tags), WithJsonSchema({
+    "type": "array", "maxItems": 10,
+    "items": {"type": "string", "minLength": 1, "maxLength": 25, "pattern": v.TAG_PATTERN},
+})]
 
 
 class StartIn(Model):

@@ -129,7 +129,7 @@ async def update_me(data: ProfileUpdateIn) -> UserOut:
     return await _out(user, private=True)
 
 
-@bp.get("/<user_id>")
+@bp.get("/<id:user_id>")
 @tag(["users"])
 @validate_response(UserOut)
 @errors(400, 401, 404)

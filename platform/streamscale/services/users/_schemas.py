@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
-from .. import validation
+from .. import validation as v
 from ..api import Model
 
-Username = Annotated[str, AfterValidator(validation.username)]
-Email = Annotated[str, AfterValidator(validation.email)]
-Password = Annotated[str, AfterValidator(validation.password)]
+
+def _text(min_len: int, max_len: int, *, multiline: bool = False) -> WithJsonSchema:
+    return WithJsonSchema({
+        "type": "string", "minLength": min_len, "maxLength": max_len,
+        "pattern": v.text_pattern(min_len=min_len, multiline=multiline),
+    })
+
+
+# Each rule once, in validation.py; the schema beside it states it for the OpenAPI document.
+Username = Annotated[str, AfterValidator(v.username), WithJsonSchema({
+    "type": "string", "minLength": v.USERNAME_MIN, "maxLength": v.USERNAME_MAX,
+    "pattern": v.USERNAME_PATTERN,
+})]
+Email = Annotated[str, AfterValidator(v.email), WithJsonSchema({
+    "type": "string", "maxLength": v.EMAIL_MAX, "pattern": v.EMAIL_PATTERN,
+    "allOf": [{"pattern": v.EMAIL_LOCAL_PATTERN}],
+})]
+Password = Annotated[str, AfterValidator(v.password), WithJsonSchema({
+    "type": "string", "minLength": v.PASSWORD_MIN, "maxLength": v.PASSWORD_MAX,
+    "pattern": v.PASSWORD_PATTERN,
+})]
 DisplayName = Annotated[
-    str, AfterValidator(lambda v: validation.text(v, min_len=1, max_len=50))
+    str, AfterValidator(lambda s: v.text(s, min_len=1, max_len=50)), _text(1, 50)
 ]
 Bio = Annotated[
-    str, AfterValidator(lambda v: validation.text(v, min_len=0, max_len=500, multiline=True))
+    str, AfterValidator(lambda s: v.text(s, min_len=0, max_len=500, multiline=True)),
+    _text(0, 500, multiline=True),
 ]
 
 
 class RegisterIn(Model):
-    username: Username = Field(description="3-30 of A-Z a-z 0-9 _; unique ignoring case")
-    email: Email = Field(description="stored lower-cased; unique")
+    username: Username = Field(description="3-30 of A-Z a-z 0-9 _, starting with a letter; "
+                               "unique ignoring case; a few names are reserved")
+    email: Email = Field(description="trimmed, stored lower-cased; unique; at most 64 "
+                         "characters before the @")
     password: Password = Field(description="8-128 characters")
     display_name: DisplayName | None = None
 
@@ -39,7 +60,17 @@ class RefreshIn(Model):
     refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
 
 
+def _needs_current_password(field: str) -> dict[str, Any]:
+    return {"if": {"required": [field], "properties": {field: {"type": "string"}}},
+            "then": {"required": ["current_password"],
+                     "properties": {"current_password": {"type": "string"}}}}
+
+
 class ProfileUpdateIn(Model):
+    model_config = Model.model_config | {"json_schema_extra": {"allOf": [
+        _needs_current_password("email"), _needs_current_password("password"),
+    ]}}
+
     display_name: DisplayName | None = None
     bio: Bio | None = None
     email: Email | None = None
