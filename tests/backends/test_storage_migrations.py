@@ -32,6 +32,8 @@ TABLES = {
     "banned_words",
     "moderation_log",
     "ban_appeals",
+    # 0003: account deletion (users.deleted_at) and platform admins
+    "platform_admins",
 }
 
 

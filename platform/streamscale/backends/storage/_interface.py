@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from ._interface_accounts import AccountStore
 from ._interface_chat import ChatStore, ModerationStore
 from ._records import (
     AnalyticsSample,
@@ -25,7 +26,7 @@ from ._records import (
 )
 
 
-class Store(ChatStore, ModerationStore, Protocol):
+class Store(ChatStore, ModerationStore, AccountStore, Protocol):
     """Async storage. Every method is safe to call concurrently from many tasks."""
 
     async def close(self) -> None: ...

@@ -40,6 +40,7 @@ from ._records import (
     Stream,
     User,
 )
+from ._sql_accounts import AccountMixin
 from ._sql_chat import ChatMixin
 from ._sql_moderation import ModerationMixin
 from ._tables import (
@@ -53,8 +54,10 @@ from ._tables import (
     users,
 )
 
+_LIVE = users.c.deleted_at.is_(None)  # a deleted account is a tombstone no read finds
 
-class SqlStore(ChatMixin, ModerationMixin):
+
+class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
     """`Store` over one SQLAlchemy engine; build it with `open_store`.
 
     Chat messages and moderation live in their mixins (`_sql_chat`, `_sql_moderation`).
@@ -81,14 +84,14 @@ class SqlStore(ChatMixin, ModerationMixin):
         await self._write(work)
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self._one(select(users).where(users.c.id == user_id), _rows.to_user)
+        return await self._one(select(users).where(users.c.id == user_id, _LIVE), _rows.to_user)
 
     async def get_user_by_username(self, username: str) -> User | None:
-        stmt = select(users).where(users.c.username_key == _rows.username_key(username))
+        stmt = select(users).where(users.c.username_key == _rows.username_key(username), _LIVE)
         return await self._one(stmt, _rows.to_user)
 
     async def get_user_by_email(self, email: str) -> User | None:
-        stmt = select(users).where(users.c.email == _rows.email_key(email))
+        stmt = select(users).where(users.c.email == _rows.email_key(email), _LIVE)
         return await self._one(stmt, _rows.to_user)
 
     async def update_user(
@@ -110,7 +113,8 @@ class SqlStore(ChatMixin, ModerationMixin):
             values["bio"] = bio
         if password_hash is not None:
             values["password_hash"] = password_hash
-        stmt = update(users).where(users.c.id == user_id).values(values).returning(*users.c)
+        stmt = (update(users).where(users.c.id == user_id, _LIVE).values(values)
+                .returning(*users.c))
         row = await self._write(lambda conn: conn.execute(stmt).one_or_none())
         if row is None:
             raise NotFound(f"user {user_id}")

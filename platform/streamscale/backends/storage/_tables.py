@@ -79,6 +79,9 @@ users = Table(
     Column("bio", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # set when the account is deleted: the row stays as a tombstone with no personal data
+    # (chat messages and moderation records keep pointing at it); reads skip it
+    Column("deleted_at", UTCDateTime, nullable=True),
     PrimaryKeyConstraint("id", name="pk_users", info={"field": "id"}),
     UniqueConstraint("username_key", name="uq_users_username_key", info={"field": "username"}),
     UniqueConstraint("email", name="uq_users_email", info={"field": "email"}),
@@ -342,4 +345,14 @@ ban_appeals = Table(
     UniqueConstraint("ban_id", name="uq_ban_appeals_ban_id", info={"field": "ban_id"}),
     CheckConstraint("status IN ('pending', 'upheld', 'lifted')", name="ck_ban_appeals_status"),
     Index("ix_ban_appeals_channel_id_created_at_id", "channel_id", "created_at", "id"),
+)
+
+# Platform admins (the global word list): granted by the operator's CLI, never over the API.
+platform_admins = Table(
+    "platform_admins",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", name="pk_platform_admins"),
+    _user_fk("user_id", "platform_admins"),
 )
