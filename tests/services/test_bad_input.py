@@ -207,3 +207,61 @@ async def test_any_json_body_gets_a_clean_answer(api: httpx.AsyncClient) -> None
             check(client)
 
     await trio.to_thread.run_sync(run)
+
+
+async def _raw_exchange(platform: RunningPlatform, data: bytes) -> tuple[int, dict[str, str],
+                                                                          bytes]:
+    """Send bytes no HTTP client would; read one answer (by its Content-Length)."""
+    host, port = platform.api_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        await stream.send_all(data)
+        received = b""
+        while b"\r\n\r\n" not in received and (chunk := await stream.receive_some(65536)):
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip()
+                   for k, _, v in (line.partition(":") for line in lines)}
+        while len(body) < int(headers["content-length"]):
+            chunk = await stream.receive_some(65536)
+            assert chunk, "closed before the whole body"
+            body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(("data", "status", "code"), [
+    (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+     431, "headers_too_large"),
+    (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    (b"GET /api/health HTTP/1.1\r\n\r\n", 400, "bad_request"),  # no Host
+    (b"POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Content-Length: 6\r\n\r\n", 400, "bad_request"),
+    (b"POST /api/users/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+     501, "not_implemented"),
+    (b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+     b"Upgrade: websocket\r\n\r\n", 400, "bad_request"),  # no key: a bad handshake
+])
+async def test_framing_errors_in_the_error_shape(
+    platform: RunningPlatform, data: bytes, status: int, code: str
+) -> None:
+    """hypercorn answers these before the app sees a request; still the one shape."""
+    got, headers, body = await _raw_exchange(platform, data)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"]
+    assert error["request_id"] == headers["x-request-id"]
+
+
+async def test_websocket_upgrade_to_an_api_path(platform: RunningPlatform) -> None:
+    """The API has no WebSocket routes: a valid upgrade is refused in the shape (was a
+    500 with an empty body: the error handlers read the request outside its context)."""
+    status, headers, body = await _raw_exchange(platform, (
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nX-Request-Id: ws-1\r\n\r\n"))
+    assert 400 <= status < 500
+    error = json.loads(body)["error"]
+    assert error["request_id"] == headers["x-request-id"] == "ws-1"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from quart import current_app, g, request
+from quart import current_app, g, has_websocket_context, request, websocket
 from quart_schema import document_response
 from werkzeug.routing import BaseConverter
 
@@ -48,7 +48,9 @@ def deps() -> Deps:
 def request_id() -> str:
     rid: str | None = g.get("request_id")
     if rid is None:
-        incoming = request.headers.get("X-Request-Id", "")
+        # A WebSocket upgrade to an API path (none exists) is answered by the same handlers.
+        headers = websocket.headers if has_websocket_context() else request.headers
+        incoming = headers.get("X-Request-Id", "")
         rid = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         g.request_id = rid
     return rid

@@ -12,6 +12,7 @@ from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from ..auth import KeyRing
 from ..chat.pipeline import ChatPoster
+from . import _framing
 from ._app import create_app
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ async def run(
     # One post budget per process: the chat service's WebSocket posts count against it too.
     app.extensions["streamscale"].services["chat_limits"] = current_resources().post_limits()
 
+    _framing.install()  # hypercorn's own 400/431/501 answers in the JSON error shape
     hyper = HyperConfig()
     hyper.bind = [f"{config.gateway.host}:{config.gateway.port}"]
     hyper.accesslog = None

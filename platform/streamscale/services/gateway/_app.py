@@ -6,7 +6,7 @@ import logging
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
-from quart import Response, jsonify, request
+from quart import Response, has_websocket_context, jsonify, request, websocket
 from quart_schema import QuartSchema, RequestSchemaValidationError, tag, validate_response
 from quart_schema.openapi import QUART_SCHEMA_SECURITY_ATTRIBUTE
 from quart_trio import QuartTrio
@@ -163,8 +163,8 @@ def create_app(
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error in %s %s [%s]", request.method, request.path,
-                      request_id())
+        where = websocket if has_websocket_context() else request
+        log.exception("unhandled error in %s %s [%s]", where.method, where.path, request_id())
         return _error(500, "internal", "internal error; quote the request id", {}, None)
 
     return app
@@ -173,9 +173,11 @@ def create_app(
 def _error(
     status: int, code: str, message: str, headers: dict[str, str], details: Any
 ) -> Response:
-    response = jsonify(error_body(code, message, request_id(), details))
+    rid = request_id()
+    response = jsonify(error_body(code, message, rid, details))
     response.status_code = status
     response.headers.update(headers)
+    response.headers["X-Request-Id"] = rid  # also where after_request does not run (WebSocket)
     return response
 
 
