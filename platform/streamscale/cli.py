@@ -1,4 +1,4 @@
-"""The `streamscale` command: up | estimate | sim | load | chaos | report."""
+"""The `streamscale` command: up | admin | estimate | sim | load | chaos | report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from . import __version__
+from . import __version__, admin_cli
 from .backends.extras import MissingExtra, check_urls
 from .config import Config, ConfigError, load
 from .runtime import NotYetAvailable, Service, ServiceInfo, resolve, run_services
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         "--services", help="comma-separated subset, e.g. gateway,media (default: all built)"
     )
     up.add_argument("--list", action="store_true", help="list the services and exit")
+    admin_cli.add_parser(sub)
 
     for name, help_text in [
         ("estimate", "the seed's back-of-envelope figures for a scenario"),
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             return _up(args)
+        if args.command == "admin":
+            return admin_cli.run(args)
         return _delegate(args.command, list(args.args))
     except ConfigError as exc:
         print(f"streamscale: config error: {exc}", file=sys.stderr)

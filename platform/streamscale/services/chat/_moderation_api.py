@@ -20,6 +20,7 @@ from quart_schema import (
 from ..api import authenticate, deps, errors
 from ..clock import utcnow
 from ..errors import ValidationFailed
+from . import _admin_api as admin_api
 from ._moderation_schemas import (
     AppealIn,
     AppealOut,
@@ -383,4 +384,5 @@ async def decide_appeal(channel_id: str, appeal_id: str, data: DecisionIn) -> Ap
 
 
 bp.register_blueprint(channels)
+bp.register_blueprint(admin_api.bp)
 bp.register_blueprint(messages)
