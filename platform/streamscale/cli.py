@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ import trio
 
 from . import __version__, admin_cli
 from .backends.extras import MissingExtra, check_urls
+from .backends.storage import SecretsKeyError
 from .config import Config, ConfigError, load
 from .runtime import NotYetAvailable, Service, ServiceInfo, resolve, run_services
 
@@ -102,8 +104,22 @@ def _up(args: argparse.Namespace) -> int:
     except (ValueError, NotYetAvailable, MissingExtra) as exc:
         print(f"streamscale up: {exc}", file=sys.stderr)
         return 2
-    trio.run(_serve, config, services)
+    os.umask(0o077)  # every file and folder the platform creates is its owner's alone
+    try:
+        trio.run(_serve, config, services)
+    except (SecretsKeyError, BaseExceptionGroup) as exc:
+        wrong_key = exc.subgroup(SecretsKeyError) if isinstance(exc, BaseExceptionGroup) else exc
+        if wrong_key is None:
+            raise
+        print(f"streamscale up: {_first_leaf(wrong_key)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class _Ready(trio.TaskStatus[list[ServiceInfo]]):

@@ -70,11 +70,18 @@ class AuthConfig:
     password_time_cost: int = 3
     password_memory_kib: int = 65536
     password_parallelism: int = 4
+    # The key that seals signing keys in the database (32 bytes, base64): a file, or the
+    # value itself (STREAMSCALE_AUTH__SECRETS_KEY). Neither: data_dir/secrets.key, made
+    # on first start (fine for one machine; a real deployment keeps it outside data_dir).
+    secrets_key_file: str = ""
+    secrets_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("access_ttl_s", "refresh_ttl_s", "key_rotation_s", "key_retire_s",
                      "password_time_cost", "password_memory_kib", "password_parallelism"):
             _check(self, name, _positive)
+        if self.secrets_key_file and self.secrets_key:
+            raise ConfigError("secrets_key: set secrets_key_file or secrets_key, not both")
         if self.key_retire_s < self.access_ttl_s:
             raise ConfigError(
                 "key_retire_s: must be at least auth.access_ttl_s, or rotation "

@@ -98,9 +98,12 @@ async def scalar(store: SqlStore, stmt: Select[Any]) -> Any:
     return await trio.to_thread.run_sync(work)
 
 
+SECRETS_KEY = bytes(range(100, 132))  # seals signing keys (test_storage_sealing.py)
+
+
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    async with await open_store(store_url) as opened:
+    async with await open_store(store_url, secrets_key=SECRETS_KEY) as opened:
         yield opened
 
 

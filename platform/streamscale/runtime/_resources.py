@@ -19,6 +19,7 @@ import trio
 
 from ..backends.storage import Store
 from ..config import Config
+from ._at_rest import load_secrets_key, secure_data_dir
 
 if TYPE_CHECKING:
     from ..backends.bus import Bus
@@ -42,13 +43,18 @@ class Resources:
         """The process's store, opened (and migrated) on first use."""
         async with self._store_lock:
             if self._store is None:
-                from ..backends.storage import open_store
+                from ..backends.storage import SecretsKeyError, open_store
 
-                self._store = await open_store(
-                    self.config.storage_url,
-                    threads=self.config.storage.threads,
-                    echo=self.config.storage.echo,
-                )
+                key, source = await trio.to_thread.run_sync(load_secrets_key, self.config)
+                try:
+                    self._store = await open_store(
+                        self.config.storage_url,
+                        threads=self.config.storage.threads,
+                        echo=self.config.storage.echo,
+                        secrets_key=key,
+                    )
+                except SecretsKeyError as exc:
+                    raise SecretsKeyError(f"{exc} [secrets key: {source}]") from None
             return self._store
 
     async def bus(self) -> Bus:
@@ -92,6 +98,7 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(config: Config) -> AsyncIterator[Resources]:
+    await trio.to_thread.run_sync(secure_data_dir, config)
     resources = Resources(config)
     token = _current.set(resources)
     try:

@@ -31,6 +31,7 @@ from ._records import (
     Stream,
     User,
 )
+from ._sealing import Sealer, SecretsKeyError, new_key_text, parse_key, seal_plain_rows
 from ._sql import SqlStore
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Page",
     "RefreshToken",
     "RoomSettings",
+    "SecretsKeyError",
     "SigningKey",
     "SqlStore",
     "StorageError",
@@ -58,27 +60,38 @@ __all__ = [
     "Stream",
     "User",
     "migrate",
+    "new_key_text",
     "open_store",
+    "parse_key",
 ]
 
 
-async def open_store(url: str, *, threads: int = 8, echo: bool = False) -> SqlStore:
-    """Open (creating the SQLite file and its folder if needed) and migrate to head.
+async def open_store(
+    url: str, *, threads: int = 8, echo: bool = False, secrets_key: bytes | None = None
+) -> SqlStore:
+    """Open (creating the SQLite file and its folder if needed, owner-only) and migrate.
 
     `url` is `sqlite:///path/to.db`, `sqlite://` (in memory, every call serialised: for
     tests) or `postgresql+psycopg://user@host/db` (libpq options such as
     `?options=-csearch_path%3Dmyschema` pass through).
+
+    `secrets_key` (32 bytes) seals signing keys at rest (`_sealing`): on open, plain rows
+    are sealed and every sealed row must open with it, or SecretsKeyError says so. A
+    store opened without one cannot read or write signing keys.
     """
     if threads < 1:
         raise ValueError("threads must be at least 1")
+    sealer = Sealer(secrets_key) if secrets_key is not None else None
 
     def setup() -> Engine:
         engine = make_engine(url, threads=threads, echo=echo)
         try:
             upgrade(engine)
+            if sealer is not None:
+                seal_plain_rows(engine, sealer)
         except BaseException:
             engine.dispose()
             raise
         return engine
 
-    return SqlStore(await trio.to_thread.run_sync(setup), threads=threads)
+    return SqlStore(await trio.to_thread.run_sync(setup), threads=threads, sealer=sealer)

@@ -7,7 +7,9 @@ write transaction can start with BEGIN IMMEDIATE and never hit a lock upgrade de
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -57,7 +59,7 @@ def _sqlite_engine(url: URL, *, threads: int, echo: bool) -> Engine:
         )
     else:
         assert url.database is not None
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(Path(url.database))
         engine = create_engine(
             url,
             echo=echo,
@@ -88,6 +90,28 @@ def _sqlite_engine(url: URL, *, threads: int, echo: bool) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the database file (and its folder) readable by its owner alone.
+
+    SQLite gives the -wal and -shm files the database file's mode, so a 0600 database
+    keeps all three private whatever the umask. An existing file that others can read
+    is narrowed to 0600, with a log line.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = name.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            name.chmod(0o600)
+            logger.warning("%s was mode %04o (others could read it): now 0600", name, mode)
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -7,7 +7,7 @@ node without a round trip. Times are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -102,7 +102,7 @@ class AnalyticsSample:
 @dataclass(frozen=True, kw_only=True)
 class SigningKey:
     kid: str
-    secret: bytes  # HMAC key (HS256), 32 random bytes
+    secret: bytes = field(repr=False)  # HMAC key (HS256), 32 random bytes; sealed at rest
     created_at: datetime
     retires_at: datetime | None  # None while it is the newest key
 

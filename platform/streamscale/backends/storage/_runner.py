@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import _rows
 from ._engine import SINGLE_READ_OPTION, WRITE_OPTION, is_sqlite_memory
+from ._sealing import Sealer, SecretsKeyError
 
 T = TypeVar("T")
 
@@ -25,8 +26,9 @@ class SqlRunner:
     covers other processes. IntegrityError leaves as Conflict or NotFound.
     """
 
-    def __init__(self, engine: Engine, *, threads: int) -> None:
+    def __init__(self, engine: Engine, *, threads: int, sealer: Sealer | None = None) -> None:
         self._engine = engine
+        self._sealer_or_none = sealer
         # Each read is one statement, consistent on its own: skip BEGIN and ROLLBACK
         # (two round trips on PostgreSQL, one statement fewer on SQLite).
         self._read_engine = (
@@ -45,6 +47,14 @@ class SqlRunner:
     def engine(self) -> Engine:
         """For tests and tools; services use the methods."""
         return self._engine
+
+    @property
+    def _sealer(self) -> Sealer:
+        """What seals signing keys; a store opened without a secrets key has none."""
+        if self._sealer_or_none is None:
+            raise SecretsKeyError("this store was opened without a secrets key: it cannot "
+                                  "read or write signing keys")
+        return self._sealer_or_none
 
     async def __aenter__(self) -> Self:
         return self

@@ -272,6 +272,8 @@ class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
     # auth -------------------------------------------------------------------------------
     async def add_signing_key(self, key: SigningKey, *, retire_others_at: datetime) -> None:
         """Raises Conflict("kid"); concurrent calls leave exactly one unretired key."""
+        values = _rows.record_values(key)
+        values["secret"] = self._sealer.seal(key.secret, kid=key.kid)  # sealed at rest
 
         def work(conn: Connection) -> None:
             if not self._sqlite:  # SQLite already holds the only write lock
@@ -281,7 +283,7 @@ class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
                 .where(signing_keys.c.retires_at.is_(None))
                 .values(retires_at=retire_others_at)
             )
-            conn.execute(insert(signing_keys).values(_rows.record_values(key)))
+            conn.execute(insert(signing_keys).values(values))
 
         await self._write(work)
 
@@ -292,7 +294,9 @@ class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
             .where(or_(retires.is_(None), retires > now))
             .order_by(signing_keys.c.created_at.desc(), signing_keys.c.kid.desc())
         )
-        return [_rows.to_signing_key(row) for row in await self._all(stmt)]
+        sealer = self._sealer  # raises first in a store opened without a secrets key
+        keys = [_rows.to_signing_key(row) for row in await self._all(stmt)]
+        return [dataclasses.replace(k, secret=sealer.open(k.secret, kid=k.kid)) for k in keys]
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         stmt = insert(refresh_tokens).values(_rows.record_values(token))
