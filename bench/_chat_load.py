@@ -47,7 +47,7 @@ def client_frame(payload: bytes) -> bytes:
     return head + MASK + body
 
 
-def scan_frames(buf: bytearray) -> tuple[int, list[tuple[int, bytes]]]:
+def scan_frames(buf: bytes | bytearray) -> tuple[int, list[tuple[int, bytes]]]:
     """Walk whole server frames (unmasked, unfragmented) at the front of `buf`: the end of
     the last whole one, and the (opcode, payload) of every frame that is not a `batch`
     (batches are read in bulk off `buf[:end]` by the caller: the per-frame cost is what
@@ -183,21 +183,25 @@ class Load:
                 if not data:
                     self.close(conn)
                     continue
-                conn.buf += data
+                if conn.buf:  # usually empty: a read holds whole frames
+                    conn.buf += data
+                    data = bytes(conn.buf)
+                    conn.buf.clear()
                 if not conn.upgraded:
-                    end = conn.buf.find(b"\r\n\r\n")
+                    end = data.find(b"\r\n\r\n")
                     if end < 0:
+                        conn.buf += data
                         continue
-                    if not conn.buf.startswith(b"HTTP/1.1 101"):
+                    if not data.startswith(b"HTTP/1.1 101"):
                         self.close(conn)
                         continue
                     conn.upgraded = True
-                    del conn.buf[:end + 4]
-                end, others = scan_frames(conn.buf)
-                if not end:
-                    continue
-                self.on_batches(conn, bytes(conn.buf[:end]))
-                del conn.buf[:end]
+                    data = data[end + 4:]
+                end, others = scan_frames(data)
+                if end < len(data):
+                    conn.buf += data[end:]
+                if end:
+                    self.on_batches(conn, data if end == len(data) else data[:end])
                 for opcode, payload in others:
                     if opcode == 0x8:
                         self.close(conn)
@@ -240,7 +244,10 @@ class Load:
 
     def connect_all(self, timeout_s: float = 90.0) -> int:
         for i, token in enumerate(self.tokens):
-            self.open(True, token)
+            try:
+                self.open(True, token)
+            except OSError:
+                break
             if i % 100 == 99:
                 self.pump(time.time() + 0.01)
         for i in range(self.readers - len(self.tokens)):
