@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from streamscale.config import Config
 from streamscale.testing import make_config
 from streamscale.testing.ws_client import open_chat_client
 
@@ -21,12 +22,21 @@ from .test_chat_e2e import platform_api, postgres_url, signup, start_stream, tex
 
 __all__ = ["postgres_url"]  # the fixture, imported for this module's tests
 
+# Processes sharing a database share the key that seals its signing keys (README,
+# "Secrets at rest"); each has its own data dir, so none may generate its own.
+SECRETS_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def _shared_key(config: Config) -> Config:
+    return dataclasses.replace(config, auth=dataclasses.replace(config.auth,
+                                                                secrets_key=SECRETS_KEY))
+
 
 @pytest.mark.redis
 @pytest.mark.postgres
 async def test_two_gateways_over_redis(tmp_path: Path, postgres_url: str) -> None:
     prefix = f"t{secrets.token_hex(4)}"
-    base = make_config(tmp_path, storage_url=postgres_url)
+    base = _shared_key(make_config(tmp_path, storage_url=postgres_url))
 
     def node(name: str) -> object:
         config = dataclasses.replace(base, data_dir=tmp_path / name, chat=dataclasses.replace(
@@ -57,12 +67,12 @@ async def test_a_second_gateway_process(tmp_path: Path, postgres_url: str) -> No
     """A separate `streamscale up --services chat` process joins the same room over Redis."""
     prefix = f"p{secrets.token_hex(4)}"
     bus_url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
-    base = make_config(tmp_path, storage_url=postgres_url)
+    base = _shared_key(make_config(tmp_path, storage_url=postgres_url))
     config = dataclasses.replace(base, chat=dataclasses.replace(base.chat, bus_url=bus_url))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCALE_")}
     env.update(STREAMSCALE_DATA_DIR=str(tmp_path / "proc"), STREAMSCALE_CHAT__PORT="0",
                STREAMSCALE_STORAGE__URL=postgres_url, STREAMSCALE_CHAT__BUS_URL=bus_url,
-               STREAMSCALE_CHAT__TOXICITY_MODEL="false")
+               STREAMSCALE_CHAT__TOXICITY_MODEL="false", STREAMSCALE_AUTH__SECRETS_KEY=SECRETS_KEY)
     async with platform_api(config) as (api, ws1):
         _, alice = await signup(api, "alice")  # also migrates the schema first
         _, bob = await signup(api, "bob")
