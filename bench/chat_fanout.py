@@ -282,6 +282,7 @@ def main() -> None:
             for server in servers:
                 results[server][rate] = run_one(server, k, rate, args)
                 report(server, rate, results[server][rate])
+        ratio: float | None = None
         if {"node", "streamscale"} <= results.keys():
             ratio, why = ratio_verdict(results["streamscale"], results["node"])
             if ratio is None:
@@ -289,7 +290,22 @@ def main() -> None:
             else:
                 print(f"  ratio streamscale/node (highest rate with p99 < 100 ms, no loss): "
                       f"{ratio:.2f}x: {why}")
+        print_targets(k, results.get("streamscale", {}), ratio)
         sys.stdout.flush()
+
+
+def print_targets(k: int, ours: dict[float, dict[str, Any]], ratio: float | None) -> None:
+    """Issue 11's targets: the room's own limit (200 msg/s) reaching 1,000 readers, each
+    at the per-viewer cap (60/s), p99 < 100 ms, no loss; 5,000 readers at 2x Node."""
+    if k == 1000 and 200.0 in ours:
+        r = ours[200.0]
+        met = passed(r) and r["per_reader_per_s"] >= 60
+        print(f"  target 1,000 readers at 200 msg/s, each at the cap (60/s), p99 < 100 ms, no "
+              f"loss: {'met' if met else 'NOT met'} (p99 {r.get('p99_ms', float('nan')):.0f} "
+              f"ms, lost {r.get('lost')}, {r.get('per_reader_per_s', 0):.0f}/reader/s)")
+    if k == 5000:
+        verdict = "no ratio" if ratio is None else ("met" if ratio >= 2 else "NOT met")
+        print(f"  target 5,000 readers at >= 2x Node under p99 < 100 ms: {verdict}")
 
 
 if __name__ == "__main__":
