@@ -324,6 +324,6 @@ class Load:
             "deliveries_per_s": self.deliveries / max(window_s, 1e-9),
             "per_reader_per_s": self.deliveries / max(1, len(live)) / max(window_s, 1e-9),
             "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0),
-            "samples": len(lags), "client_cpu": post_cpu,
+            "samples": len(lags), "drain_s": self.drain_s, "client_cpu": post_cpu,
             "client_cpu_total_s": time.process_time() - cpu0, "pid": os.getpid(),
         }

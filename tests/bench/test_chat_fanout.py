@@ -85,6 +85,10 @@ def test_the_ratio_is_refused_when_the_peer_is_short_or_lossy() -> None:
     assert ratio is None and "lost 3" in why
     ratio, why = chat_fanout.ratio_verdict(ours, {10.0: result(10), 20.0: result(10, p99_ms=150)})
     assert ratio == 2.0, why
+    # Behind a backlog longer than the drain wait, missing is late: that rate just fails.
+    overloaded = result(10, lost=7, unanswered=3, p99_ms=9000)
+    ratio, why = chat_fanout.ratio_verdict(ours, {10.0: result(10), 20.0: overloaded})
+    assert ratio == 2.0 and not chat_fanout.passed(overloaded), why
     assert chat_fanout.passed(result(10)) and not chat_fanout.passed(result(10, lost=1))
 
 
