@@ -64,6 +64,10 @@ class PostRejected(Exception):
         self.close = close
 
 
+DELETED_AUTHOR = "[deleted]"
+"""The username shown for messages whose author deleted the account (the text stays)."""
+
+
 def message_body(message: ChatMessage, username: str) -> dict[str, Any]:
     """The public form of a chat message (WebSocket batches and the history API)."""
     return {
@@ -80,7 +84,7 @@ async def message_bodies(store: Store, messages: Iterable[ChatMessage]) -> list[
     for message in messages:
         if message.user_id not in names:
             user = await store.get_user(message.user_id)
-            names[message.user_id] = user.username if user else "?"
+            names[message.user_id] = user.username if user else DELETED_AUTHOR
         out.append(message_body(message, names[message.user_id]))
     return out
 
@@ -128,7 +132,7 @@ class ChatWorker:
         name = self._usernames.get(user_id)
         if name is None:
             user = await self._store.get_user(user_id)
-            name = user.username if user else "?"
+            name = user.username if user else DELETED_AUTHOR
             self._usernames[user_id] = name
             if len(self._usernames) > 10_000:
                 self._usernames.popitem(last=False)

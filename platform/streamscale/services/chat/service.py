@@ -104,9 +104,11 @@ async def run(
 
     async def authenticate(token: str) -> str | None:
         try:
-            return (await keys.verify(token)).user_id
+            user_id = (await keys.verify(token)).user_id
         except ApiError:
             return None
+        # Signed by us, but the account may be gone since (deleted): the token is void.
+        return user_id if await store.get_user(user_id) is not None else None
 
     async def on_post(user_id: str, room_id: str, client_id: str, text: str
                       ) -> tuple[str, str]:

@@ -35,7 +35,7 @@ _HTTP_CODES = {
     411: "length_required", 413: "payload_too_large", 414: "uri_too_long",
     415: "unsupported_media_type", 429: "rate_limited",
 }
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class ApiRequest(TrioRequest):

@@ -13,7 +13,10 @@ from quart_schema import (
 
 from ...backends.storage import Follow, Page, User
 from ..api import PageQuery, authenticate, client_ip, deps, errors, maybe_authenticate
+from ..streaming import StreamService
 from ._schemas import (
+    AccountDeletedOut,
+    DeleteAccountIn,
     FollowOut,
     FollowPageOut,
     FollowStateOut,
@@ -127,6 +130,24 @@ async def update_me(data: ProfileUpdateIn) -> UserOut:
         password=data.password, current_password=data.current_password,
     )
     return await _out(user, private=True)
+
+
+@bp.delete("/me")
+@tag(["users"])
+@security_scheme(BEARER)
+@validate_request(DeleteAccountIn)
+@validate_response(AccountDeletedOut)
+@errors(400, 401, 403)
+async def delete_me(data: DeleteAccountIn) -> AccountDeletedOut:
+    """Delete your account (password confirmed). Your tokens stop working at once, your
+    open streams end (a live publisher is cut off), your profile, email, password, follows
+    and stream keys are erased; your chat messages stay, shown as from a deleted user."""
+    claims = await authenticate()
+    deps().rate_limits.hit("login", client_ip())  # a password guess, like a sign-in
+    streams: StreamService = deps().services["streams"]
+    ended = await _svc().delete_account(claims.user_id, password=data.password,
+                                        end_stream=streams.mark_ended)
+    return AccountDeletedOut(deleted=True, streams_ended=ended)
 
 
 @bp.get("/<id:user_id>")

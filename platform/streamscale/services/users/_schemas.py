@@ -106,6 +106,16 @@ class SignedOut(BaseModel):
     signed_out: bool
 
 
+class DeleteAccountIn(Model):
+    password: Annotated[str, Field(min_length=1, max_length=128,
+                                   description="your current password, to confirm")]
+
+
+class AccountDeletedOut(BaseModel):
+    deleted: bool
+    streams_ended: list[str] = Field(description="ids of your streams that this ended")
+
+
 class FollowOut(BaseModel):
     user_id: str
     follower_id: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +13,16 @@ import trio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from ...backends.storage import Conflict, Follow, NotFound, Page, RefreshToken, Store, User
+from ...backends.storage import (
+    Conflict,
+    Follow,
+    NotFound,
+    Page,
+    RefreshToken,
+    Store,
+    Stream,
+    User,
+)
 from ...config import AuthConfig
 from ..auth import KeyRing
 from ..clock import new_id, utcnow
@@ -173,6 +183,36 @@ class UserService:
             raise ConflictError("that email is already registered", code="email_taken") from None
         except NotFound:
             raise NotFoundError("no such user", code="user_not_found") from None
+
+    async def delete_account(
+        self, user_id: str, *, password: str,
+        end_stream: Callable[[str], Awaitable[Stream | None]],
+    ) -> list[str]:
+        """Delete an account once its password is confirmed; the ids of the streams ended.
+
+        Open streams end first, by `end_stream` (`StreamService.mark_ended`; the ingest
+        re-checks keys every `media.key_check_s` and cuts a live publisher off), then one
+        store transaction erases the personal data, refresh tokens and stream keys
+        (`Store.delete_user`); access tokens die with the account, as `authenticate` finds
+        no user. Chat messages stay, shown as deleted.
+        """
+        user = await self.get(user_id)
+        if not await self._verify(user.password_hash, password):
+            raise ApiError("password is wrong", status=403, code="invalid_credentials")
+        ended = []
+        for status in ("live", "created"):
+            while True:  # mark_ended drops the stream from this listing: re-read page one
+                page = await self._store.list_streams(user_id=user_id, status=status,
+                                                      limit=50)
+                if not page.items:
+                    break
+                for stream in page.items:
+                    if await end_stream(stream.id) is not None:
+                        ended.append(stream.id)
+        if not await self._store.delete_user(user_id, at=utcnow()):
+            raise NotFoundError("no such user", code="user_not_found")
+        log.info("account deleted: %s (streams ended: %s)", user_id, ended or "none")
+        return ended
 
     async def follow(self, *, user_id: str, follower_id: str) -> bool:
         if user_id == follower_id:
