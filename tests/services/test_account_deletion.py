@@ -4,6 +4,7 @@ messages kept with the author shown as deleted."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import httpx
@@ -24,10 +25,14 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_delete_account(tmp_path: Path) -> None:
-    async with running_platform(make_config(tmp_path), ("gateway", "chat")) as running:
+    config = make_config(tmp_path)  # accounts re-read on every post (no refresh delay)
+    config = dataclasses.replace(config, chat=dataclasses.replace(
+        config.chat, moderation_refresh_s=0.0))
+    async with running_platform(config, ("gateway", "chat")) as running:
         base = running.api_url.removesuffix("/api")
         ws = running.url("chat", "ws")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api, \
+                open_chat_client(ws) as joined:
             alice_id, _ = await signup(api, "alice")
             bob_id, bob = await signup(api, "bob")
             r = await api.post("/api/users/login", json={"login": "alice",
@@ -40,6 +45,9 @@ async def test_delete_account(tmp_path: Path) -> None:
             r = await api.post(f"/api/streams/{bob_room}/chat", headers=bearer(access),
                                json={"client_id": "a1", "text": "hello from alice"})
             assert r.status_code == 201, r.text
+
+            await joined.join(bob_room, access)  # joined before the deletion
+            assert (await joined.post("j1", "still joined"))["type"] == "ack"
 
             # Refused: no token (401), wrong password (403), no password (400).
             r = await api.request("DELETE", "/api/users/me", json={"password": PASSWORD})
@@ -77,6 +85,11 @@ async def test_delete_account(tmp_path: Path) -> None:
                     await client.receive()
                 assert closed.value.code == CloseCode.AUTH_FAILED
 
+            # The connection joined before is refused on its next post, and closed.
+            frame = await joined.post("j2", "am I gone?")
+            assert frame["type"] == "error" and frame["code"] == "account_deleted", frame
+            assert await joined.expect_close() == CloseCode.POLICY_VIOLATION
+
             # The stream ended; the profile and follows are gone.
             r = await api.get(f"/api/streams/{alice_room}")
             assert r.json()["status"] == "ended", r.text
@@ -86,8 +99,9 @@ async def test_delete_account(tmp_path: Path) -> None:
 
             # Chat history keeps the message, its author shown as deleted.
             r = await api.get(f"/api/streams/{bob_room}/chat")
-            [kept] = r.json()["items"]
-            assert kept["text"] == "hello from alice" and kept["username"] == "[deleted]"
+            kept = r.json()["items"]
+            assert [m["text"] for m in kept] == ["still joined", "hello from alice"]
+            assert {m["username"] for m in kept} == {"[deleted]"}
 
             # The username and email are free again.
             new_id, _ = await signup(api, "alice")

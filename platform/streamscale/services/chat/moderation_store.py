@@ -54,6 +54,7 @@ class StoreModerator:
         self._refresh_s = refresh_s
         self._loaded_at: dict[str, float] = {}
         self._channel_of: dict[str, str] = {}  # stream id -> channel (owner) id
+        self._user_seen: dict[str, float] = {}  # user id -> when last found to exist
 
     async def _channel(self, room_id: str) -> str | None:
         channel = self._channel_of.get(room_id)
@@ -79,10 +80,27 @@ class StoreModerator:
         self._engine.global_words = WordList.of(w.word for w in global_words)
         self._loaded_at[channel_id] = now
 
+    async def _exists(self, user_id: str) -> bool:
+        """Whether the author's account still exists, re-read at most every `refresh_s`:
+        a connection joined before its account was deleted is closed on its next post."""
+        now = trio.current_time()
+        if now - self._user_seen.get(user_id, -1e18) < self._refresh_s:
+            return True
+        if await self._store.get_user(user_id) is None:
+            self._user_seen.pop(user_id, None)
+            return False
+        if len(self._user_seen) >= 100_000:  # bounded memory: start over
+            self._user_seen.clear()
+        self._user_seen[user_id] = now
+        return True
+
     async def check(self, *, room_id: str, user_id: str, text: str) -> Verdict:
         channel = await self._channel(room_id)
         if channel is None:
             return Verdict(action="block", code="no_such_stream", message="no such stream")
+        if not await self._exists(user_id):
+            return Verdict(action="block", code="account_deleted",
+                           message="this account has been deleted", close=True)
         await self._refresh(channel)
         follow = await self._store.get_follow(channel, user_id)
         decision = self._engine.check(MessageContext(
