@@ -1,15 +1,16 @@
-"""Chat fan-out end to end: K readers and P posters in one room, against a Node.js `ws` peer.
+"""Chat fan-out end to end: K clients in one room, P of them posting, against a Node.js `ws` peer.
 
 The server under test is the platform (gateway + chat services, in-process harness from
 `streamscale.testing`, defaults: toxicity model on, SQLite persistence, memory bus) in a
 child process pinned to core 0. Users are registered and signed in through the API, a
 stream is started for the room, and the load generator (bench/_chat_load.py, one process
-pinned to core 1) opens real WebSocket connections: P posters join with their tokens and
-post R messages/s in total (each under `chat.user_rate_per_10s` and past
-`chat.room_quiet_s`), K anonymous readers join and read. Every message acked `visible`
+pinned to core 1) opens K real WebSocket connections that all read: P posters join with
+their tokens and post R messages/s in total (each under `chat.user_rate_per_10s` and past
+`chat.room_quiet_s`), the other K - P join anonymously. Every message acked `visible`
 must reach every reader or be counted in a batch's `skipped` (the per-viewer cap,
 `chat.viewer_cap_per_s`); anything else is loss. Held acks and refusals are reported
-apart. Latency is publish-to-receive, from the send time in each message's text.
+apart (`unavailable` is not retried). Latency is publish-to-receive, from the send time in
+each message's text, on 200 probe clients.
 
 The peer (bench/node_ws/server.js) does the same work without auth, moderation or
 persistence: every posted message is sent to every client, acked, no cap. Same clients,
