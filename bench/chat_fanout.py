@@ -241,6 +241,12 @@ def report(name: str, rate: float, r: dict[str, Any]) -> None:
           f"{r['max_ms']:7.1f} ms  server cpu {r['server_cpu']:4.0%}  client cpu "
           f"{r['client_cpu']:4.0%}  closed by server {r['closed_by_server']}  load1 "
           f"{r['load1']:.2f}", flush=True)
+    if r["client_cpu"] >= 0.95 or r["readers"] >= 3000:
+        # One Python core reads ~40k socket events/s: a message's sweep over K sockets
+        # takes K/40k s, which lands in the latency of the last clients read.
+        print(f"              caution: the load generator may set these figures (client cpu "
+              f"{r['client_cpu']:.0%}; reading {r['readers']} sockets once takes it ~"
+              f"{r['readers'] / 40:.0f} ms)", flush=True)
 
 
 def main() -> None:
