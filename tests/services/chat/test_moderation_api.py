@@ -207,6 +207,17 @@ async def test_timeouts_settings_and_words(tmp_path: Path) -> None:
                            json={"followers_only_min_age_s": None})
         assert r.json()["followers_only_min_age_s"] is None
         assert (await env.api.get(env.channel("chat-settings"))).json()["slow_mode_s"] == 0
+        # Null turns followers-only off; the other settings may be left out but not be
+        # null, and the published schema says so (no null in their types).
+        for name in ("slow_mode_s", "link_policy", "regex_filters"):
+            r = await env.call("PATCH", env.channel("chat-settings"), "owner", json={name: None})
+            assert r.status_code == 400, (name, r.text)
+        spec = (await env.api.get("/api/openapi.json")).json()
+        op = spec["paths"]["/api/channels/{channel_id}/chat-settings"]["patch"]
+        patch = op["requestBody"]["content"]["application/json"]["schema"]
+        for name in ("slow_mode_s", "link_policy", "regex_filters"):
+            assert "null" not in str(patch["properties"][name]), patch["properties"][name]
+        assert "null" in str(patch["properties"]["followers_only_min_age_s"])
 
         # Regex filters: a costly pattern is refused by name; a good one blocks.
         r = await env.call("PATCH", env.channel("chat-settings"), "owner",

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from ...backends.storage import Appeal, AuditEntry, Ban, ChatTimeout, RoomSettings
 from ..api import Model, PageQuery
@@ -115,15 +116,17 @@ class TimeoutClearedOut(BaseModel):
 # -- settings and words ------------------------------------------------------------------
 
 class SettingsPatch(Model):
-    """Only the fields sent change; followers_only_min_age_s null turns the mode off."""
+    """Only the fields sent change; followers_only_min_age_s null turns the mode off. The
+    others may be left out but not sent as null: `SkipJsonSchema[None]` keeps null out of
+    the published schema, and the route refuses it (400)."""
 
-    slow_mode_s: Annotated[int, Field(ge=0, le=int(MAX_SLOW_MODE_S))] | None = Field(
-        None, description="seconds between one user's messages; 0: off")
+    slow_mode_s: Annotated[int, Field(ge=0, le=int(MAX_SLOW_MODE_S))] | SkipJsonSchema[
+        None] = Field(None, description="seconds between one user's messages; 0: off")
     followers_only_min_age_s: Annotated[int, Field(ge=0, le=MAX_FOLLOW_AGE_S)] | None = Field(
         None, description="null: off; 0: any follower; N: followers of at least N s")
-    link_policy: Literal["allow", "hold", "block"] | None = None
+    link_policy: Literal["allow", "hold", "block"] | SkipJsonSchema[None] = None
     regex_filters: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
-                             Field(max_length=20)] | None = Field(
+                             Field(max_length=20)] | SkipJsonSchema[None] = Field(
         None, description="replaces the list; each pattern is checked for cost (400 names it)")
 
 
