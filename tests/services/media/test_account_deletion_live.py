@@ -4,13 +4,10 @@ item 12): the stream ends and its key is erased, and the ingest's key check (eve
 
 from __future__ import annotations
 
-import subprocess
-from functools import partial
-
 import pytest
 import trio
 
-from .test_media_e2e import Live, _publish_cmd, _start, _status, _wait_for, live  # noqa: F401
+from .test_media_e2e import Live, _publish_cmd, _publish_live, _start, _status, live  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +17,7 @@ async def test_deleting_a_live_streamers_account_cuts_the_publisher_off(
 ) -> None:
     stream_id, key = await _start(live)
     async with trio.open_nursery() as nursery:
-        publisher = await nursery.start(partial(
-            trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", 60), check=False,
-            stderr=subprocess.DEVNULL))
-
-        async def is_live() -> bool:
-            return await _status(live, stream_id) == "live"
-
-        await _wait_for(is_live)
+        publisher = await _publish_live(live, nursery, stream_id, key, 60)
         r = await live.api.request("DELETE", "/api/users/me", headers=live.auth,
                                    json={"password": "pass word 1"})
         assert r.status_code == 200 and r.json()["streams_ended"] == [stream_id], r.text

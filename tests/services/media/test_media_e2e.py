@@ -83,6 +83,22 @@ async def _wait_for(predicate: Any, *, timeout_s: float = 20) -> None:
             await trio.sleep(0.1)
 
 
+async def _publish_live(
+    live: Live, nursery: trio.Nursery, stream_id: str, key: str, seconds: float, *,
+    check: bool = False,
+) -> trio.Process:
+    """Start ffmpeg publishing `seconds` of test pattern and wait until the stream is live."""
+    publisher: trio.Process = await nursery.start(partial(
+        trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", seconds), check=check,
+        stderr=subprocess.DEVNULL))
+
+    async def is_live() -> bool:
+        return await _status(live, stream_id) == "live"
+
+    await _wait_for(is_live)
+    return publisher
+
+
 async def _ffprobe(url: str) -> dict[str, Any]:
     result = await trio.run_process(
         [FFPROBE, "-v", "error", "-show_streams", "-show_format", "-of", "json", url],
@@ -209,14 +225,7 @@ async def test_unknown_key_is_refused(live: Live) -> None:
 async def test_one_publisher_per_stream_and_revocation(live: Live) -> None:
     stream_id, key = await _start(live)
     async with trio.open_nursery() as nursery:
-        first = await nursery.start(partial(
-            trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", 30), check=False,
-            stderr=subprocess.DEVNULL))
-
-        async def is_live() -> bool:
-            return await _status(live, stream_id) == "live"
-
-        await _wait_for(is_live)
+        first = await _publish_live(live, nursery, stream_id, key, 30)
         second = await trio.run_process(_publish_cmd(f"{live.rtmp}/{key}", 2), check=False,
                                         capture_stderr=True)
         assert second.returncode != 0  # refused: the stream already has a publisher
@@ -237,14 +246,7 @@ async def test_garbage_on_the_ingest_port_disturbs_no_stream(live: Live) -> None
     stream_id, key = await _start(live)
     host, port = live.rtmp.removeprefix("rtmp://").split("/")[0].split(":")
     async with trio.open_nursery() as nursery:
-        publisher = await nursery.start(partial(
-            trio.run_process, _publish_cmd(f"{live.rtmp}/{key}", 5),
-            stderr=subprocess.DEVNULL))
-
-        async def is_live() -> bool:
-            return await _status(live, stream_id) == "live"
-
-        await _wait_for(is_live)
+        publisher = await _publish_live(live, nursery, stream_id, key, 5, check=True)
         for junk in (b"\x03" + b"\xff" * 3000, b"GET / HTTP/1.1\r\n\r\n", b"\x06abc"):
             sock = await trio.open_tcp_stream(host, int(port))
             await sock.send_all(junk)
