@@ -10,7 +10,9 @@ naming the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -32,8 +34,15 @@ def _port(value: int) -> None:
 
 
 def _positive(value: float) -> None:
-    if value <= 0:
+    if not value > 0:  # NaN too
         raise ValueError("must be positive")
+
+
+def _check(obj: object, name: str, check: typing.Callable[[Any], None]) -> None:
+    try:
+        check(getattr(obj, name))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +240,86 @@ class OriginConfig:
         _check(self, "port", _port)
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")  # edge and CDN names (HLS PATHWAY-ID charset)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeConfig:
+    """One edge cache: a lean listener pulling through from the origin or a shield edge.
+
+    `[[cdn.edges]]` tables in TOML, or `STREAMSCALE_CDN__EDGES` as a JSON list of them.
+    """
+
+    name: str  # unique among edges; used in logs, records and `upstream`
+    cdn: str  # the CDN (HLS content-steering pathway) this edge belongs to
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 picks a free port (only reachable in-process: set one for real use)
+    public_url: str = ""  # how players reach it; the first edge of a CDN is its entry point
+    region: str = ""  # a label for reports
+    upstream: str = ""  # "" = the origin; else the name of a shield edge to pull from
+    cache_mb: int = 256  # bounded memory cache; least recently used entries go first
+
+    def __post_init__(self) -> None:
+        for name in ("name", "cdn"):
+            if not _NAME_RE.fullmatch(getattr(self, name)):
+                raise ConfigError(f"{name}: use 1-32 of A-Z a-z 0-9 . _ -")
+        _check(self, "port", _port)
+        _check(self, "cache_mb", _positive)
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CdnConfig:
+    """Edges grouped into named CDNs, content steering between them, and the origin's
+    fallback admission when every CDN is down."""
+
+    edges: tuple[EdgeConfig, ...] = (
+        EdgeConfig(name="a1", cdn="a", port=8090),
+        EdgeConfig(name="b1", cdn="b", port=8091),
+    )
+    steering_ttl_s: int = 5  # players reload the steering manifest this often
+    health_interval_s: float = 1.0  # the steering server probes each edge this often
+    health_timeout_s: float = 1.0  # a probe slower than this fails
+    health_failures: int = 2  # consecutive failed probes mark an edge down
+    origin_viewer_limit: int = 50  # viewer sessions the origin serves directly (fallback)
+    origin_session_idle_s: float = 10.0  # a direct session frees its slot after this idle
+    records_flush_s: float = 1.0  # edges send access records in batches this often
+    viewer_idle_s: float = 10.0  # a viewer counts as watching until idle this long
+    viewer_sample_s: float = 5.0  # viewer counts are stored this often per live stream
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.edges]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ConfigError(f"edges: two edges are named {duplicate!r}")
+        by_name = {e.name: e for e in self.edges}
+        for edge in self.edges:
+            seen = {edge.name}
+            hop = edge
+            while hop.upstream:
+                if hop.upstream not in by_name:
+                    raise ConfigError(f"edges: {hop.name!r} names unknown upstream "
+                                      f"{hop.upstream!r}")
+                hop = by_name[hop.upstream]
+                if hop.name in seen:
+                    raise ConfigError(f"edges: upstream loop through {hop.name!r}")
+                seen.add(hop.name)
+        for name in ("steering_ttl_s", "health_interval_s", "health_timeout_s",
+                     "health_failures", "origin_viewer_limit", "origin_session_idle_s",
+                     "records_flush_s", "viewer_idle_s", "viewer_sample_s"):
+            _check(self, name, _positive)
+
+    def cdns(self) -> dict[str, tuple[EdgeConfig, ...]]:
+        """CDN name -> its edges, in configuration order (the first is the entry point)."""
+        out: dict[str, list[EdgeConfig]] = {}
+        for edge in self.edges:
+            out.setdefault(edge.cdn, []).append(edge)
+        return {name: tuple(edges) for name, edges in out.items()}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     data_dir: Path = Path("var")
@@ -241,6 +330,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     origin: OriginConfig = field(default_factory=OriginConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    cdn: CdnConfig = field(default_factory=CdnConfig)
 
     def __post_init__(self) -> None:
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -273,12 +363,6 @@ class Config:
         return f"rtmp://{self.media.host}:{self.media.rtmp_port}/live"
 
 
-def _check(obj: object, name: str, check: typing.Callable[[Any], None]) -> None:
-    try:
-        check(getattr(obj, name))
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
-
 C = TypeVar("C")
 
 
@@ -303,6 +387,16 @@ def _convert(hint: Any, raw: Any, key: str) -> Any:
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{key}: expected a table, got {type(raw).__name__}")
         return build(hint, raw, where=f"{key}.")
+    if typing.get_origin(hint) is tuple:
+        (item, _) = typing.get_args(hint)
+        if isinstance(raw, str):  # from the environment
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: expected a JSON list: {exc}") from None
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(raw).__name__}")
+        return tuple(_convert(item, value, f"{key}[{i}]") for i, value in enumerate(raw))
     if isinstance(hint, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     try:

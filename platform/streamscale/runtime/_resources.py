@@ -38,6 +38,14 @@ class Resources:
     _bus: Bus | None = None
     _bus_lock: trio.Lock = field(default_factory=trio.Lock)
     _post_limits: PostLimits | None = None
+    # service -> label -> URL of the services started in this process (their real ports
+    # when configured with port 0); other processes' services are found from the config.
+    started_urls: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def service_url(self, service: str, label: str, default: str) -> str:
+        """Where `service` serves `label`: its bound URL if it runs in this process, else
+        `default` (the configured one)."""
+        return self.started_urls.get(service, {}).get(label, default)
 
     async def store(self) -> Store:
         """The process's store, opened (and migrated) on first use."""

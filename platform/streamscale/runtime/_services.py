@@ -69,9 +69,21 @@ SERVICES: dict[str, Service] = {
             issue="the media path (issue #4)",
         ),
         Service(
+            name="edge",
+            summary="CDN edge caches (every edge in [cdn] edges), coalescing, access records",
+            module=None,
+            issue="CDN edges (issue #12)",
+        ),
+        Service(
             name="chat",
             summary="WebSocket chat gateway, workers and moderation",
             module="streamscale.services.chat",
+        ),
+        Service(
+            name="analytics",
+            summary="viewer counts from edge records; stored over time",
+            module=None,
+            issue="CDN edges (issue #12)",
         ),
     ]
 }

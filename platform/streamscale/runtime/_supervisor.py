@@ -45,10 +45,11 @@ async def run_services(
     """Start `services` in order, report them, and run until `shutdown` + grace."""
     runs = [(s, s.load()) for s in services]  # fail before starting anything
     _shutdown.set(shutdown)
-    async with open_resources(config), trio.open_nursery() as nursery:
+    async with open_resources(config) as resources, trio.open_nursery() as nursery:
         infos: list[ServiceInfo] = []
         for service, run in runs:
             info: ServiceInfo = await nursery.start(run, config)
+            resources.started_urls[info.name] = dict(info.urls)
             log.info("service %s started: %s", service.name, info.urls)
             on_started(info)
             infos.append(info)

@@ -14,8 +14,10 @@ import trio
 
 from ..config import (
     AuthConfig,
+    CdnConfig,
     ChatConfig,
     Config,
+    EdgeConfig,
     GatewayConfig,
     MediaConfig,
     OriginConfig,
@@ -40,6 +42,7 @@ def make_config(data_dir: Path, *, storage_url: str = "", **sections: Any) -> Co
         media=MediaConfig(rtmp_port=0),
         origin=OriginConfig(port=0),
         chat=ChatConfig(port=0),
+        cdn=CdnConfig(edges=(EdgeConfig(name="a1", cdn="a"), EdgeConfig(name="b1", cdn="b"))),
     )
     return dataclasses.replace(base, **sections)
 

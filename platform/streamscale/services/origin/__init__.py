@@ -15,7 +15,7 @@ import trio
 
 from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
-from ._http import HTTPServer, Limits
+from ..lean_http import HTTPServer, Limits
 from ._routes import OriginRoutes
 from ._vod import VodFiles
 from .registry import MediaRegistry

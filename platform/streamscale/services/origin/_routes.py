@@ -27,7 +27,7 @@ from ...protocols.hls import (
     parse_query,
     parse_resource,
 )
-from ._http import CORS, Head, Holds, Reply, text_reply
+from ..lean_http import CORS, Head, Holds, Reply, Request, text_reply
 from ._vod import VodFiles
 from .registry import STREAM_ID_RE, MediaRegistry
 
@@ -51,14 +51,14 @@ def not_found(message: str = "not found") -> Reply:
 
 
 class OriginRoutes:
-    """The request handler: (method, target, holds) -> (head, body)."""
+    """The request handler: (request, holds) -> (head, body)."""
 
     def __init__(self, registry: MediaRegistry, vod: VodFiles | None) -> None:
         self.registry = registry
         self.vod = vod
 
-    async def __call__(self, method: bytes, target: bytes, holds: Holds) -> Reply:
-        path, _, query = target.partition(b"?")
+    async def __call__(self, request: Request, holds: Holds) -> Reply:
+        path, _, query = request.target.partition(b"?")
         try:
             parts = path.decode("ascii").split("/")
         except UnicodeDecodeError:

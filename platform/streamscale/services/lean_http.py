@@ -1,4 +1,5 @@
-"""A lean HTTP/1.1 listener for media delivery: h11 on trio, one task per connection.
+"""A lean HTTP/1.1 listener for media delivery (origin and edge): h11 on trio, one task
+per connection.
 
 No ASGI, no per-request task, channel or lock (DESIGN.md, "Measured"): a connection task
 parses with h11, awaits the handler, writes cached bytes and loops for the next
@@ -22,7 +23,7 @@ from __future__ import annotations
 import http
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -52,7 +53,30 @@ class Head:
 
 
 Reply = tuple[Head, bytes]
-Handler = Callable[[bytes, bytes, "Holds"], Awaitable[Reply]]  # (method, target, holds)
+
+
+class Request:
+    """What a handler sees of one request: no copies, headers as h11 parsed them."""
+
+    __slots__ = ("headers", "method", "peer", "target")
+
+    def __init__(
+        self, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]], peer: str
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers  # lower-cased names, raw values
+        self.peer = peer  # the client's address (IP only), "" if unknown
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+Handler = Callable[[Request, "Holds"], Awaitable[Reply]]
 
 _RECV_BYTES = 64 * 1024
 _COALESCE_BYTES = 64 * 1024  # below this, head and body go out in one send
@@ -117,7 +141,8 @@ _IDLE, _HEADERS, _ANSWERING = range(3)  # what a connection's single timer guard
 
 
 class HTTPServer:
-    def __init__(self, handler: Handler, limits: Limits) -> None:
+    def __init__(self, handler: Handler, limits: Limits, *, name: str = "origin") -> None:
+        self.name = name  # for logs
         self.handler = handler
         self.limits = limits
         self.holds = Holds()
@@ -150,7 +175,7 @@ class HTTPServer:
             for scope in self._idle:
                 scope.cancel()
             conns.cancel_scope.deadline = deadline + 1.0  # writes stuck past the grace
-            log.info("origin draining %d connections", self.connections)
+            log.info("%s draining %d connections", self.name, self.connections)
 
     def _parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
@@ -159,6 +184,7 @@ class HTTPServer:
         """Serve one connection. A single cancel scope per connection carries whichever
         deadline applies (idle, header, response), moved rather than re-made per request."""
         conn = self._parser()
+        peer = _peer(stream)
         timer = trio.CancelScope()
         phase = _IDLE
         limits = self.limits
@@ -186,7 +212,7 @@ class HTTPServer:
                     # one deadline for answering and writing: holds end sooner (503)
                     phase = _ANSWERING
                     timer.deadline = trio.current_time() + limits.response_timeout_s
-                    reply, close, head_only = await self._answer(conn, event)
+                    reply, close, head_only = await self._answer(conn, event, peer)
                     await self._send(stream, reply, close=close, head_only=head_only)
                     if close:
                         return
@@ -203,13 +229,15 @@ class HTTPServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
-            log.exception("origin connection failed")
+            log.exception("%s connection failed", self.name)
         finally:
             self._idle.discard(timer)
             self.connections -= 1
             await trio.aclose_forcefully(stream)
 
-    async def _answer(self, conn: h11.Connection, request: h11.Request) -> tuple[Reply, bool, bool]:
+    async def _answer(
+        self, conn: h11.Connection, request: h11.Request, peer: str
+    ) -> tuple[Reply, bool, bool]:
         """(reply, close afterwards, headers only) for one request."""
         method = request.method
         has_body = type(conn.next_event()) is not h11.EndOfMessage
@@ -224,9 +252,10 @@ class HTTPServer:
         if has_body:
             return text_reply(400, "a GET or HEAD request takes no body"), True, False
         try:
-            reply = await self.handler(method, request.target, self.holds)
+            reply = await self.handler(
+                Request(method, request.target, request.headers, peer), self.holds)
         except Exception:
-            log.exception("origin handler failed for %r", request.target)
+            log.exception("%s handler failed for %r", self.name, request.target)
             reply = text_reply(500, "internal error")
         return reply, close or self.closing, method == b"HEAD"  # closing: shutdown began
 
@@ -255,6 +284,14 @@ class HTTPServer:
             suppress(trio.BrokenResourceError, trio.ClosedResourceError),
         ):
             await self._send(stream, text_reply(status, message[:200]), close=True)
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(address[0]) if isinstance(address, tuple) else ""
 
 
 def _scan(request: h11.Request) -> tuple[int, bool]:
