@@ -34,6 +34,8 @@ TABLES = {
     "ban_appeals",
     # 0003: account deletion (users.deleted_at) and platform admins
     "platform_admins",
+    # 0004: viewer counts (streams.unique_viewers, viewers_by_rendition) kept over time
+    "viewer_samples",
 }
 
 

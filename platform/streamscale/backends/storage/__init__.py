@@ -30,6 +30,7 @@ from ._records import (
     StorageError,
     Stream,
     User,
+    ViewerSample,
 )
 from ._sealing import Sealer, SecretsKeyError, new_key_text, parse_key, seal_plain_rows
 from ._sql import SqlStore
@@ -59,6 +60,7 @@ __all__ = [
     "Store",
     "Stream",
     "User",
+    "ViewerSample",
     "migrate",
     "new_key_text",
     "open_store",

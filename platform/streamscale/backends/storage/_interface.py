@@ -10,6 +10,7 @@ node without a round trip. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from ._records import (
     SigningKey,
     Stream,
     User,
+    ViewerSample,
 )
 
 
@@ -75,8 +77,17 @@ class Store(ChatStore, ModerationStore, AccountStore, Protocol):
     async def set_stream_key(self, stream_id: str, *, key_hash: str, at: datetime) -> Stream:
         """Replace the key hash (rotation); raises NotFound."""
 
-    async def set_viewer_count(self, stream_id: str, viewers: int) -> None:
-        """Set viewer_count and raise peak_viewers if exceeded."""
+    async def set_viewer_count(
+        self,
+        stream_id: str,
+        viewers: int,
+        *,
+        unique_viewers: int | None = None,
+        by_rendition: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Set viewer_count (and unique_viewers, viewers_by_rendition when given) and raise
+        peak_viewers if exceeded. False, writing nothing, if the stream is missing or has
+        ended (ending a stream zeroes viewer_count and viewers_by_rendition)."""
 
     async def list_streams(
         self,
@@ -120,6 +131,19 @@ class Store(ChatStore, ModerationStore, AccountStore, Protocol):
         self, stream_id: str, *, since: datetime | None = None, limit: int = 1000
     ) -> list[AnalyticsSample]:
         """Oldest first."""
+
+    async def add_viewer_samples(self, samples: Sequence[ViewerSample]) -> None:
+        """Insert; a sample already stored (same stream_id and at) is left as it is."""
+
+    async def list_viewer_samples(
+        self,
+        stream_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[ViewerSample]:
+        """Samples with since <= at < until, oldest first, at most `limit`."""
 
     # auth ---------------------------------------------------------------------------
     async def add_signing_key(self, key: SigningKey, *, retire_others_at: datetime) -> None:

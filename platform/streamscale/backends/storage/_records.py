@@ -63,8 +63,10 @@ class Stream:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
-    viewer_count: int
+    viewer_count: int  # concurrent viewers as of the last sample (services/analytics)
     peak_viewers: int
+    unique_viewers: int = 0  # distinct viewer sessions since it went live (an estimate)
+    viewers_by_rendition: Mapping[str, int] = field(default_factory=dict)  # concurrent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +99,20 @@ class AnalyticsSample:
     viewers: int
     chat_messages: int
     ingest_kbps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewerSample:
+    """A stream's viewer counts at `at` (services/analytics writes one per sample tick)."""
+
+    stream_id: str
+    at: datetime
+    interval_s: float  # the span before `at` that `bytes` and `watch_s` cover
+    concurrent: int  # sessions seen within cdn.viewer_idle_s
+    unique_viewers: int  # distinct sessions since the stream went live (estimate)
+    by_rendition: Mapping[str, int]  # concurrent sessions by their latest rendition
+    bytes: int  # bytes served to viewers in the interval
+    watch_s: float  # viewer-seconds watched in the interval
 
 
 @dataclass(frozen=True, kw_only=True)

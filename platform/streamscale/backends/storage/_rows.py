@@ -31,6 +31,7 @@ from ._records import (
     StorageError,
     Stream,
     User,
+    ViewerSample,
 )
 from ._tables import metadata
 
@@ -75,13 +76,32 @@ def to_user(row: Row[Any]) -> User:
 def stream_values(stream: Stream) -> dict[str, Any]:
     values = {f: getattr(stream, f) for f in Stream.__dataclass_fields__}
     values["tags"] = json.dumps(list(stream.tags), ensure_ascii=False)
+    values["viewers_by_rendition"] = rendition_json(stream.viewers_by_rendition)
     return values
 
 
 def to_stream(row: Row[Any]) -> Stream:
     values = {f: row._mapping[f] for f in Stream.__dataclass_fields__}
     values["tags"] = tuple(json.loads(values["tags"]))
+    values["viewers_by_rendition"] = json.loads(values["viewers_by_rendition"])
     return Stream(**values)
+
+
+def rendition_json(counts: Mapping[str, int]) -> str:
+    """rendition -> viewers as stored: a JSON object with sorted keys."""
+    return json.dumps(dict(counts), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def viewer_sample_values(sample: ViewerSample) -> dict[str, Any]:
+    values = record_values(sample)
+    values["by_rendition"] = rendition_json(sample.by_rendition)
+    return values
+
+
+def to_viewer_sample(row: Row[Any]) -> ViewerSample:
+    values = _fields(ViewerSample, row)
+    values["by_rendition"] = json.loads(values["by_rendition"])
+    return ViewerSample(**values)
 
 
 def to_follow(row: Row[Any]) -> Follow:

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    case,
     delete,
     func,
     insert,
@@ -43,6 +42,7 @@ from ._records import (
 from ._sql_accounts import AccountMixin
 from ._sql_chat import ChatMixin
 from ._sql_moderation import ModerationMixin
+from ._sql_viewers import ViewersMixin
 from ._tables import (
     STREAM_STATUSES,
     UTCDateTime,
@@ -57,10 +57,11 @@ from ._tables import (
 _LIVE = users.c.deleted_at.is_(None)  # a deleted account is a tombstone no read finds
 
 
-class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
+class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin):
     """`Store` over one SQLAlchemy engine; build it with `open_store`.
 
-    Chat messages and moderation live in their mixins (`_sql_chat`, `_sql_moderation`).
+    Chat messages, moderation, accounts and viewer counts live in their mixins
+    (`_sql_chat`, `_sql_moderation`, `_sql_accounts`, `_sql_viewers`).
     """
 
     # users ------------------------------------------------------------------------------
@@ -149,6 +150,8 @@ class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
             )
         elif status == "ended":
             values["ended_at"] = at
+            values["viewer_count"] = 0  # nobody watches an ended stream (peak and unique stay)
+            values["viewers_by_rendition"] = "{}"
         stmt = (
             update(streams)
             .where(streams.c.id == stream_id, streams.c.status.in_(expected))
@@ -169,18 +172,6 @@ class SqlStore(ChatMixin, ModerationMixin, AccountMixin):
         if row is None:
             raise NotFound(f"stream {stream_id}")
         return _rows.to_stream(row)
-
-    async def set_viewer_count(self, stream_id: str, viewers: int) -> None:
-        """A missing stream is ignored: counts race with nothing worth failing over."""
-        if viewers < 0:
-            raise ValueError("viewers must not be negative")
-        peak = case((streams.c.peak_viewers < viewers, viewers), else_=streams.c.peak_viewers)
-        stmt = (
-            update(streams)
-            .where(streams.c.id == stream_id)
-            .values(viewer_count=viewers, peak_viewers=peak)
-        )
-        await self._write(lambda conn: conn.execute(stmt))
 
     async def list_streams(
         self,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -104,6 +105,9 @@ streams = Table(
     Column("ended_at", UTCDateTime, nullable=True),
     Column("viewer_count", Integer, nullable=False),
     Column("peak_viewers", Integer, nullable=False),
+    # 0004: set with viewer_count by the analytics service
+    Column("unique_viewers", Integer, nullable=False, server_default="0"),
+    Column("viewers_by_rendition", Text, nullable=False, server_default="{}"),  # JSON object
     PrimaryKeyConstraint("id", name="pk_streams", info={"field": "id"}),
     ForeignKeyConstraint(
         ["user_id"], ["users.id"], name="fk_streams_user_id_users", info={"field": "user_id"}
@@ -181,6 +185,22 @@ analytics = Table(
     Column("chat_messages", Integer, nullable=False),
     Column("ingest_kbps", Integer, nullable=False),
     Index("ix_analytics_stream_id_ts", "stream_id", "ts"),
+)
+
+# 0004: a live stream's viewer counts every cdn.viewer_sample_s (services/analytics).
+# bytes and watch_s cover the interval_s before `at`; the other counts are as of `at`.
+viewer_samples = Table(
+    "viewer_samples",
+    metadata,
+    Column("stream_id", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("concurrent", Integer, nullable=False),
+    Column("unique_viewers", Integer, nullable=False),
+    Column("by_rendition", Text, nullable=False),  # JSON object: rendition -> viewers
+    Column("bytes", BigInteger, nullable=False),
+    Column("watch_s", Float, nullable=False),
+    PrimaryKeyConstraint("stream_id", "at", name="pk_viewer_samples"),
 )
 
 signing_keys = Table(

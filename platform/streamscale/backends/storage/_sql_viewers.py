@@ -1,0 +1,81 @@
+"""Viewer counts on SQL: the stream row's current counts and the samples kept over time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, case, select, update
+
+from . import _rows
+from ._cursor import check_limit
+from ._records import ViewerSample
+from ._runner import SqlRunner
+from ._tables import streams, viewer_samples
+
+_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32,766 per statement
+
+
+class ViewersMixin(SqlRunner):
+    async def set_viewer_count(
+        self,
+        stream_id: str,
+        viewers: int,
+        *,
+        unique_viewers: int | None = None,
+        by_rendition: Mapping[str, int] | None = None,
+    ) -> bool:
+        """A missing or ended stream is left alone (False): counts race with nothing worth
+        failing over, and ending a stream zeroes its counts, which a late sample must not
+        undo."""
+        if viewers < 0 or (unique_viewers is not None and unique_viewers < 0):
+            raise ValueError("viewers must not be negative")
+        if by_rendition is not None and any(n < 0 for n in by_rendition.values()):
+            raise ValueError("viewers by rendition must not be negative")
+        peak = case((streams.c.peak_viewers < viewers, viewers), else_=streams.c.peak_viewers)
+        values: dict[str, object] = {"viewer_count": viewers, "peak_viewers": peak}
+        if unique_viewers is not None:
+            values["unique_viewers"] = unique_viewers
+        if by_rendition is not None:
+            values["viewers_by_rendition"] = _rows.rendition_json(by_rendition)
+        stmt = (
+            update(streams)
+            .where(streams.c.id == stream_id, streams.c.status != "ended")
+            .values(values)
+            .returning(streams.c.id)  # rowcount of an UPDATE ... RETURNING is not portable
+        )
+        return await self._write(lambda conn: conn.execute(stmt).first() is not None)
+
+    async def add_viewer_samples(self, samples: Sequence[ViewerSample]) -> None:
+        """Insert; a sample already stored (same stream and `at`) is kept as it is, so a
+        retried write never fails or doubles."""
+        if not samples:
+            return
+        rows = [_rows.viewer_sample_values(s) for s in samples]
+
+        def work(conn: Connection) -> None:
+            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                conn.execute(self._insert(viewer_samples)
+                             .values(rows[i:i + _ROWS_PER_INSERT])
+                             .on_conflict_do_nothing(index_elements=["stream_id", "at"]))
+
+        await self._write(work)
+
+    async def list_viewer_samples(
+        self,
+        stream_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[ViewerSample]:
+        """Samples with since <= at < until, oldest first."""
+        check_limit(limit)
+        v = viewer_samples
+        stmt = select(v).where(v.c.stream_id == stream_id)
+        if since is not None:
+            stmt = stmt.where(v.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(v.c.at < until)
+        stmt = stmt.order_by(v.c.at).limit(limit)
+        return [_rows.to_viewer_sample(row) for row in await self._all(stmt)]
