@@ -71,7 +71,7 @@ SERVICES: dict[str, Service] = {
         Service(
             name="edge",
             summary="CDN edge caches (every edge in [cdn] edges), coalescing, access records",
-            module=None,
+            module="streamscale.services.cdn.edge",
             issue="CDN edges (issue #12)",
         ),
         Service(

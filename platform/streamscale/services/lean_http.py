@@ -37,6 +37,10 @@ Headers = list[tuple[bytes, bytes]]
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
+_RECV_BYTES = 64 * 1024
+_COALESCE_BYTES = 64 * 1024  # below this, head and body go out in one send
+
+
 class Head:
     """A status line and fixed headers, encoded once; Content-Length is added per reply."""
 
@@ -52,7 +56,30 @@ class Head:
         self.block = b"".join(lines)
 
 
-Reply = tuple[Head, bytes]
+class Ready:
+    """A whole answer encoded once (status line, headers, Content-Length, body): what a
+    cache keeps, so a hit is written with no formatting at all."""
+
+    __slots__ = ("body", "head", "head_close", "status", "whole")
+
+    def __init__(self, head: Head, body: bytes) -> None:
+        if head.status == 204:
+            raise ValueError("a 204 answer has no body to prebuild")
+        self.status = head.status
+        length = b"content-length: %d\r\n" % len(body)
+        self.head = head.block + length + b"\r\n"
+        self.head_close = head.block + length + b"connection: close\r\n\r\n"
+        self.body = body
+        # small answers go out in one send (a second copy of the body: counted by callers)
+        self.whole = self.head + body if len(body) < _COALESCE_BYTES else b""
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (for cache budgets)."""
+        return len(self.head) + len(self.head_close) + len(self.body) + len(self.whole)
+
+
+Reply = tuple[Head, bytes] | Ready
 
 
 class Request:
@@ -78,8 +105,6 @@ class Request:
 
 Handler = Callable[[Request, "Holds"], Awaitable[Reply]]
 
-_RECV_BYTES = 64 * 1024
-_COALESCE_BYTES = 64 * 1024  # below this, head and body go out in one send
 CORS = (b"access-control-allow-origin", b"*")
 TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8"),
                  (b"cache-control", b"no-store"), CORS]
@@ -147,6 +172,9 @@ class HTTPServer:
         self.limits = limits
         self.holds = Holds()
         self.closing = False
+        # a fault drill ("edge down"): new connections are closed at once, open ones after
+        # their current answer
+        self.refusing = False
         self._idle: set[trio.CancelScope] = set()
         self.connections = 0
 
@@ -183,6 +211,9 @@ class HTTPServer:
     async def _connection(self, stream: trio.SocketStream) -> None:
         """Serve one connection. A single cancel scope per connection carries whichever
         deadline applies (idle, header, response), moved rather than re-made per request."""
+        if self.refusing:
+            await trio.aclose_forcefully(stream)
+            return
         conn = self._parser()
         peer = _peer(stream)
         timer = trio.CancelScope()
@@ -257,12 +288,24 @@ class HTTPServer:
         except Exception:
             log.exception("%s handler failed for %r", self.name, request.target)
             reply = text_reply(500, "internal error")
-        return reply, close or self.closing, method == b"HEAD"  # closing: shutdown began
+        # closing: shutdown began; refusing: a fault drill took the listener down
+        return reply, close or self.closing or self.refusing, method == b"HEAD"
 
     @staticmethod
     async def _send(
         stream: trio.SocketStream, reply: Reply, *, close: bool, head_only: bool = False
     ) -> None:
+        if isinstance(reply, Ready):
+            if close or head_only:
+                await stream.send_all(reply.head_close if close else reply.head)
+                if not head_only:
+                    await stream.send_all(reply.body)
+            elif reply.whole:
+                await stream.send_all(reply.whole)
+            else:
+                await stream.send_all(reply.head)
+                await stream.send_all(reply.body)
+            return
         head, body = reply
         out = head.block
         if head.status != 204:
