@@ -1,4 +1,4 @@
-"""The `streamscale` command: up | admin | estimate | sim | load | chaos | report."""
+"""The `streamscale` command: up | admin | cdn | estimate | sim | load | chaos | report."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .backends.extras import MissingExtra, check_urls
 from .backends.storage import SecretsKeyError
 from .config import Config, ConfigError, load
 from .runtime import NotYetAvailable, Service, ServiceInfo, resolve, run_services
+from .services.cdn.nginx import cli as nginx_cli
 
 log = logging.getLogger("streamscale")
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--list", action="store_true", help="list the services and exit")
     admin_cli.add_parser(sub)
+    nginx_cli.add_parser(sub)
 
     for name, help_text in [
         ("estimate", "the seed's back-of-envelope figures for a scenario"),
@@ -56,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _up(args)
         if args.command == "admin":
             return admin_cli.run(args)
+        if args.command == "cdn":
+            return nginx_cli.run(args)
         return _delegate(args.command, list(args.args))
     except ConfigError as exc:
         print(f"streamscale: config error: {exc}", file=sys.stderr)
