@@ -32,7 +32,7 @@ from ._model import (
     part_uri,
     segment_uri,
 )
-from ._playlist import Variant, master_playlist, vod_playlist
+from ._playlist import Variant, master_playlist, steered_master_playlist, vod_playlist
 from ._reload import (
     Availability,
     BlockingRequest,
@@ -81,5 +81,6 @@ __all__ = [
     "playlist_ready",
     "segment_uri",
     "split_annexb",
+    "steered_master_playlist",
     "vod_playlist",
 ]

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._model import Part, Segment, SegmentInfo, init_uri, part_uri, segment_uri
 
@@ -168,10 +168,18 @@ class Variant:
     average_bandwidth_bps: int | None = None
     resolution: tuple[int, int] | None = None
     frame_rate: float | None = None
+    stable_id: str | None = None  # STABLE-VARIANT-ID: the same variant on every pathway
+    pathway_id: str | None = None  # PATHWAY-ID (content steering)
 
 
-def master_playlist(variants: Iterable[Variant]) -> bytes:
+def master_playlist(
+    variants: Iterable[Variant], *, steering: tuple[str, str] | None = None
+) -> bytes:
+    """`steering`: (SERVER-URI, default PATHWAY-ID) of EXT-X-CONTENT-STEERING."""
     lines = ["#EXTM3U\n", "#EXT-X-VERSION:6\n", "#EXT-X-INDEPENDENT-SEGMENTS\n"]
+    if steering is not None:
+        lines.append(f'#EXT-X-CONTENT-STEERING:SERVER-URI="{steering[0]}",'
+                     f'PATHWAY-ID="{steering[1]}"\n')
     for v in variants:
         attrs = [f"BANDWIDTH={v.bandwidth_bps}"]
         if v.average_bandwidth_bps is not None:
@@ -181,5 +189,29 @@ def master_playlist(variants: Iterable[Variant]) -> bytes:
         if v.frame_rate is not None:
             attrs.append(f"FRAME-RATE={v.frame_rate:.3f}")
         attrs.append(f'CODECS="{v.codecs}"')
+        if v.stable_id is not None:
+            attrs.append(f'STABLE-VARIANT-ID="{v.stable_id}"')
+        if v.pathway_id is not None:
+            attrs.append(f'PATHWAY-ID="{v.pathway_id}"')
         lines.append(f"#EXT-X-STREAM-INF:{','.join(attrs)}\n{v.uri}\n")
     return "".join(lines).encode()
+
+
+def steered_master_playlist(
+    variants: Sequence[Variant],
+    pathways: Iterable[tuple[str, str]],
+    *,
+    server_uri: str,
+    default_pathway: str,
+) -> bytes:
+    """A multi-pathway master (RFC 8216bis 7, Content Steering): every variant once per
+    (PATHWAY-ID, URI prefix) in `pathways`, its URI made absolute with the prefix, and
+    STABLE-VARIANT-ID (the rendition: the relative URI's first step) tying the copies
+    together across pathways."""
+    steered = [
+        replace(v, uri=f"{prefix}{v.uri}", stable_id=v.uri.split("/")[0],
+                pathway_id=pathway)
+        for pathway, prefix in pathways
+        for v in variants
+    ]
+    return master_playlist(steered, steering=(server_uri, default_pathway))

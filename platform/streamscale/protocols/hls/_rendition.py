@@ -453,6 +453,13 @@ class Presentation:
         cached = self._master[key]
         if cached is not None and cached[0] == self.segment_version:
             return cached[1]
+        data = pl.master_playlist(self.master_variants(low_latency=low_latency))
+        self._master[key] = (self.segment_version, data)
+        return data
+
+    def master_variants(self, *, low_latency: bool = True) -> list[pl.Variant]:
+        """The master's variants (relative URIs), for masters built elsewhere (a steered
+        master lists them once per pathway); they change with `segment_version`."""
         uri = PLAYLIST_URI if low_latency else CLASSIC_PLAYLIST_URI
         variants = []
         for r in self._ordered():
@@ -466,6 +473,4 @@ class Presentation:
                 resolution = (r.video.config.width, r.video.config.height)
             fps = r.frame_rate or (r.measured_frame_rate() if r.video else None)
             variants.append(pl.Variant(f"{r.name}/{uri}", peak, r.codecs, average, resolution, fps))
-        data = pl.master_playlist(variants)
-        self._master[key] = (self.segment_version, data)
-        return data
+        return variants

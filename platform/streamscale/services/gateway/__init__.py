@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import trio
 from hypercorn.config import Config as HyperConfig
@@ -11,6 +12,7 @@ from hypercorn.trio import serve
 from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from ..auth import KeyRing
+from ..cdn.health import CdnHealth
 from ..chat.pipeline import ChatPoster
 from . import _framing
 from ._app import create_app
@@ -27,7 +29,10 @@ async def run(
     keys = KeyRing(store, config.auth)
     await keys.load()
     poster = ChatPoster(await current_resources().bus())
-    app = create_app(config, store, keys, chat=poster)
+    # playback_url names the first CDN up: the gateway probes the edges itself (the same
+    # rule as the origin's steering, no dependency on the origin process; cdn/health.py)
+    cdn_health = CdnHealth(config.cdn) if config.cdn.edges else None
+    app = create_app(config, store, keys, chat=poster, cdn_health=cdn_health)
     # One post budget per process: the chat service's WebSocket posts count against it too.
     app.extensions["streamscale"].services["chat_limits"] = current_resources().post_limits()
 
@@ -46,6 +51,8 @@ async def run(
             nursery.cancel_scope.cancel()  # drained after shutdown: stop key maintenance
 
         nursery.start_soon(keys.maintain)
+        if cdn_health is not None:
+            nursery.start_soon(partial(cdn_health.run, shutdown=shutdown_requested()))
         await nursery.start(poster.run)
         binds: list[str] = await nursery.start(serve_api)
         base = config.gateway.public_url or (

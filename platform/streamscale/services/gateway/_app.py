@@ -18,6 +18,7 @@ from ...config import Config
 from .. import streaming, users
 from ..api import Deps, IdConverter, authenticate, request_id
 from ..auth import KeyRing
+from ..cdn.health import CdnHealth
 from ..chat import _api as chat_api
 from ..chat import _moderation_api as moderation_api
 from ..chat.pipeline import ChatPoster
@@ -62,7 +63,8 @@ class Health(BaseModel):
 
 
 def create_app(
-    config: Config, store: Store, keys: KeyRing, *, chat: ChatPoster | None = None
+    config: Config, store: Store, keys: KeyRing, *, chat: ChatPoster | None = None,
+    cdn_health: CdnHealth | None = None,
 ) -> QuartTrio:
     app = QuartTrio("streamscale")
     app.request_class = ApiRequest
@@ -86,7 +88,7 @@ def create_app(
         config=config, store=store, keys=keys, rate_limits=RateLimits(config.gateway),
         services={
             "users": users.UserService(store, keys, config.auth),
-            "streams": streaming.StreamService(store, config),
+            "streams": streaming.StreamService(store, config, cdn_health=cdn_health),
             "chat": chat,
             "chat_limits": PostLimits(config.chat, quiet_s=config.chat.room_quiet_s),
         },

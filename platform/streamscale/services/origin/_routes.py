@@ -5,6 +5,11 @@
                                               delta updates (_HLS_skip=YES|v2)
     /live/<stream>/<rendition>/classic.m3u8   init.mp4  <msn>.m4s  <msn>.<part>.m4s
     /vod/<stream>/master.m3u8   /vod/<stream>/<rendition>/{index.m3u8,init.mp4,<msn>.m4s}
+    /steering/<stream>.json     content-steering manifest (with CDNs configured)
+
+With CDNs configured (`steering`, `admission`): the live master lists every pathway
+(cdn/steering.py), and a /live/ request without `x-streamscale-edge` is a direct viewer,
+admitted up to the origin's limit (_admission.py) and recorded for the viewer counts.
 
 Caching a CDN can obey: media is immutable (a URI never names other bytes), live
 playlists live one second, a blocking-reload answer longer (its URL names the msn/part it
@@ -27,7 +32,11 @@ from ...protocols.hls import (
     parse_query,
     parse_resource,
 )
+from ..cdn.records import UsageRecorder
+from ..cdn.sessions import session_id
+from ..cdn.steering import Steering
 from ..lean_http import CORS, Head, Holds, Reply, Request, text_reply
+from ._admission import EDGE_HEADER, Admission
 from ._vod import VodFiles
 from .registry import STREAM_ID_RE, MediaRegistry
 
@@ -39,6 +48,8 @@ BLOCKING_PLAYLIST = Head(200, [_MPEGURL, (b"cache-control", b"public, max-age=30
 VOD_PLAYLIST = Head(200, [_MPEGURL, (b"cache-control", b"public, max-age=60"), CORS])
 INIT = Head(200, [(b"content-type", b"video/mp4"), _IMMUTABLE, CORS])
 MEDIA = Head(200, [(b"content-type", b"video/iso.segment"), _IMMUTABLE, CORS])
+STEERING = Head(200, [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                      CORS])
 NOT_FOUND = Head(404, [(b"content-type", b"text/plain; charset=utf-8"),
                        (b"cache-control", b"max-age=1"), CORS])
 
@@ -53,9 +64,20 @@ def not_found(message: str = "not found") -> Reply:
 class OriginRoutes:
     """The request handler: (request, holds) -> (head, body)."""
 
-    def __init__(self, registry: MediaRegistry, vod: VodFiles | None) -> None:
+    def __init__(
+        self,
+        registry: MediaRegistry,
+        vod: VodFiles | None,
+        *,
+        steering: Steering | None = None,
+        admission: Admission | None = None,
+        recorder: UsageRecorder | None = None,
+    ) -> None:
         self.registry = registry
         self.vod = vod
+        self.steering = steering
+        self.admission = admission
+        self.recorder = recorder
 
     async def __call__(self, request: Request, holds: Holds) -> Reply:
         path, _, query = request.target.partition(b"?")
@@ -63,25 +85,56 @@ class OriginRoutes:
             parts = path.decode("ascii").split("/")
         except UnicodeDecodeError:
             return not_found()
+        if len(parts) == 3 and parts[1] == "steering" and not parts[0]:
+            return self._steering(parts[2])
         if len(parts) < 4 or parts[0] or not STREAM_ID_RE.fullmatch(parts[2]):
             return not_found()
         if parts[1] == "live":
-            return await self._live(parts[2], parts[3:], query, holds)
+            if self.admission is None or request.header(EDGE_HEADER) is not None:
+                return await self._live(parts[2], parts[3:], query, holds)
+            return await self._direct(request, parts, query, holds)
         if parts[1] == "vod" and self.vod is not None:
             return await self._vod(self.vod, parts[2], parts[3:])
         return not_found()
 
+    def _steering(self, name: str) -> Reply:
+        stream_id = name.removesuffix(".json")
+        if (self.steering is None or stream_id == name or not STREAM_ID_RE.fullmatch(stream_id)
+                or stream_id not in self.registry):
+            return not_found()
+        return STEERING, self.steering.manifest(stream_id)
+
+    async def _direct(
+        self, request: Request, parts: list[str], query: bytes, holds: Holds
+    ) -> Reply:
+        """A viewer fetching from the origin itself: admitted up to the limit, recorded."""
+        assert self.admission is not None
+        session = session_id(request.target, request.headers, request.peer)
+        if not self.admission.admit(session):
+            return self.admission.full()
+        reply = await self._live(parts[2], parts[3:], query, holds)
+        if self.recorder is not None and isinstance(reply, tuple) and reply[0].status == 200:
+            self.recorder.record(parts[2], parts[3] if len(parts) == 5 else "", session,
+                                 len(reply[1]))
+        return reply
+
     async def _live(self, stream_id: str, rest: list[str], query: bytes, holds: Holds) -> Reply:
         presentation = self.registry.lookup(stream_id)
         if presentation is None:
+            if self.steering is not None:
+                self.steering.forget(stream_id)
             return not_found("unknown stream")
         if len(rest) == 1:
             if rest[0] == "master.m3u8":
-                classic = b"classic=1" in query.split(b"&")
-                return PLAYLIST, presentation.master_playlist(low_latency=not classic)
-            if rest[0] == "master_classic.m3u8":
-                return PLAYLIST, presentation.master_playlist(low_latency=False)
-            return not_found()
+                low_latency = b"classic=1" not in query.split(b"&")
+            elif rest[0] == "master_classic.m3u8":
+                low_latency = False
+            else:
+                return not_found()
+            if self.steering is not None and self.steering.active:
+                return PLAYLIST, self.steering.master(stream_id, presentation,
+                                                      low_latency=low_latency)
+            return PLAYLIST, presentation.master_playlist(low_latency=low_latency)
         if len(rest) != 2:
             return not_found()
         rendition = presentation.get(rest[0])

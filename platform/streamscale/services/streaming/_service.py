@@ -15,6 +15,7 @@ import time
 
 from ...backends.storage import Page, Store, Stream
 from ...config import Config
+from ..cdn.health import CdnHealth
 from ..clock import new_id, utcnow
 from ..errors import ApiError, ConflictError, Forbidden, NotFoundError
 
@@ -38,14 +39,30 @@ class StreamService:
     hot reads is a cache. Writes through this service invalidate it at once; another
     process's writes show within `read_cache_s`."""
 
-    def __init__(self, store: Store, config: Config, *, read_cache_s: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, config: Config, *, read_cache_s: float = 1.0,
+        cdn_health: CdnHealth | None = None,
+    ) -> None:
         self._store = store
         self._config = config
+        self._cdn_health = cdn_health
         self._read_cache_s = read_cache_s
         self._cache: dict[str, tuple[float, Stream]] = {}
 
     def playback_url(self, stream_id: str) -> str:
-        return f"{self._config.origin_url}/live/{stream_id}/master.m3u8"
+        """The master on the entry edge of the first CDN up (content steering moves the
+        player on from there), or on the origin when every CDN is down or none is set."""
+        tail = f"/live/{stream_id}/master.m3u8"
+        first = self._cdn_health.first_up() if self._cdn_health is not None else None
+        if first is not None:
+            return first[1] + tail
+        from ...runtime import current_resources
+
+        try:
+            origin = current_resources().service_url("origin", "hls", self._config.origin_url)
+        except RuntimeError:  # outside the runtime (an app built by a test)
+            origin = self._config.origin_url
+        return origin.rstrip("/") + tail
 
     @property
     def ingest_url(self) -> str:
