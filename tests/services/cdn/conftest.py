@@ -74,8 +74,10 @@ async def open_counting_origin(handler: Handler | None = None) -> AsyncIterator[
 async def open_edge(
     name: str, upstream_url: str, *, cdn: str = "a", cache_mb: int = 64,
     recorder: UsageRecorder | None = None, limits: Limits = LIMITS,
+    shutdown: trio.Event | None = None,
 ) -> AsyncIterator[Edge]:
-    shutdown = trio.Event()
+    """An edge on a free port; leaving the block shuts it down (or set `shutdown`)."""
+    shutdown = shutdown if shutdown is not None else trio.Event()
     async with trio.open_nursery() as nursery:
         edge: Edge = await nursery.start(partial(
             serve_edge, EdgeConfig(name=name, cdn=cdn, cache_mb=cache_mb),
