@@ -139,7 +139,7 @@ async def test_list_services(tmp_path: Path) -> None:
     result = await trio.run_process([STREAMSCALE, "up", "--list"], capture_stdout=True)
     out = result.stdout.decode()
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["gateway", "media", "origin", "chat"]
+    assert names == ["gateway", "media", "origin", "edge", "chat", "analytics"]
     assert "not built yet" not in out
 
 

@@ -82,8 +82,7 @@ SERVICES: dict[str, Service] = {
         Service(
             name="analytics",
             summary="viewer counts from edge records; stored over time",
-            module=None,
-            issue="CDN edges (issue #12)",
+            module="streamscale.services.analytics",
         ),
     ]
 }

@@ -32,7 +32,9 @@ def _out(stream: Stream) -> StreamOut:
         tags=list(stream.tags), quality=stream.quality, status=stream.status,  # type: ignore[arg-type]
         created_at=stream.created_at, started_at=stream.started_at,
         ended_at=stream.ended_at, viewer_count=stream.viewer_count,
-        peak_viewers=stream.peak_viewers, playback_url=_svc().playback_url(stream.id),
+        peak_viewers=stream.peak_viewers, unique_viewers=stream.unique_viewers,
+        viewers_by_rendition=dict(stream.viewers_by_rendition),
+        playback_url=_svc().playback_url(stream.id),
     )
 
 

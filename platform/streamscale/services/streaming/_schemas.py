@@ -43,8 +43,16 @@ class StreamOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
-    viewer_count: int
-    peak_viewers: int
+    viewer_count: int = Field(
+        ge=0, description="concurrent viewers: sessions that fetched media within "
+        "cdn.viewer_idle_s, as of the last sample (every cdn.viewer_sample_s); 0 once ended")
+    peak_viewers: int = Field(ge=0, description="highest viewer_count so far")
+    unique_viewers: int = Field(
+        ge=0, description="distinct viewer sessions since the stream went live: exact up "
+        "to 2,048, then a HyperLogLog estimate (standard error 0.81 %)")
+    viewers_by_rendition: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        description="concurrent viewers by the rendition they last fetched (viewers that "
+        "fetched only the master playlist are in viewer_count alone); empty once ended")
     playback_url: str
 
 

@@ -1,0 +1,44 @@
+"""The analytics service: viewer counts per stream from the edges' and the origin's access
+records (issue 12).
+
+Edges and the origin send `UsageBatch`es over the bus work queue `RECORDS_QUEUE`, keyed by
+stream; `run` joins that queue's worker pool (any number of analytics processes share it
+over a Redis bus, each owning whole shards) and, every `cdn.viewer_sample_s`, writes each
+watched stream's counts: `viewer_count` (concurrent), `peak_viewers`, `unique_viewers`,
+`viewers_by_rendition` on the stream, and a `viewer_samples` row kept over time.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import partial
+
+import trio
+
+from ...config import Config
+from ...runtime import ServiceInfo, current_resources, shutdown_requested
+from .counts import Snapshot, ViewerCounts
+from .unique import UniqueSessions
+from .worker import AnalyticsWorker, WorkerStats
+
+__all__ = ["AnalyticsWorker", "Snapshot", "UniqueSessions", "ViewerCounts", "WorkerStats",
+           "run"]
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    config: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
+) -> None:
+    resources = current_resources()
+    store = await resources.store()
+    bus = await resources.bus()
+    worker = AnalyticsWorker(store, bus, worker_id=f"analytics-{uuid.uuid4().hex[:12]}",
+                             idle_s=config.cdn.viewer_idle_s,
+                             sample_s=config.cdn.viewer_sample_s)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(worker.run, shutdown=shutdown_requested()))
+        log.info("analytics: counting viewers (idle %.1f s, sample every %.1f s)",
+                 config.cdn.viewer_idle_s, config.cdn.viewer_sample_s)
+        task_status.started(ServiceInfo(name="analytics", handles={"worker": worker}))
