@@ -23,6 +23,7 @@ from __future__ import annotations
 import http
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -210,22 +211,26 @@ class HTTPServer:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         """Serve one connection. A single cancel scope per connection carries whichever
-        deadline applies (idle, header, response), moved rather than re-made per request."""
+        deadline applies (idle, header, response), moved rather than re-made per request.
+
+        A plain GET/HEAD head (what players send) is read by `_parse_head`; anything else
+        (another method, a body, odd framing, a malformed head) goes to h11 whole."""
         if self.refusing:
             await trio.aclose_forcefully(stream)
             return
-        conn = self._parser()
         peer = _peer(stream)
         timer = trio.CancelScope()
         phase = _IDLE
         limits = self.limits
+        pending, eof = b"", False  # bytes received and not yet parsed; peer finished
         self.connections += 1
         try:
             with timer:
                 while True:
                     header_deadline = math.inf
-                    while (event := conn.next_event()) is h11.NEED_DATA:
-                        if conn.trailing_data[0]:  # part of a request: the header clock runs
+                    blank = _BLANK_LINE.search(pending)
+                    while blank is None and not eof and len(pending) <= limits.max_header_bytes:
+                        if pending:  # part of a request: the header clock runs
                             if header_deadline == math.inf:
                                 header_deadline = trio.current_time() + limits.header_timeout_s
                             phase, timer.deadline = _HEADERS, header_deadline
@@ -237,22 +242,45 @@ class HTTPServer:
                             self._idle.add(timer)  # shutdown closes idle connections
                         data = await stream.receive_some(_RECV_BYTES)
                         self._idle.discard(timer)
-                        conn.receive_data(data)
-                    if type(event) is not h11.Request:
-                        return  # ConnectionClosed
-                    # one deadline for answering and writing: holds end sooner (503)
-                    phase = _ANSWERING
-                    timer.deadline = trio.current_time() + limits.response_timeout_s
-                    reply, close, head_only = await self._answer(conn, event, peer)
+                        if data:
+                            seen = max(0, len(pending) - 3)
+                            pending += data
+                            blank = _BLANK_LINE.search(pending, seen)
+                        else:
+                            eof = True
+                    if not pending and eof:
+                        return
+                    fast = None
+                    if blank is not None and (head_end := blank.end()) <= limits.max_header_bytes:
+                        fast = _parse_head(pending, head_end)
+                    if fast is not None:
+                        pending = pending[head_end:]
+                        method, target, headers, wants_close = fast
+                        # one deadline for answering and writing: holds end sooner (503)
+                        phase = _ANSWERING
+                        timer.deadline = trio.current_time() + limits.response_timeout_s
+                        reply, close = await self._handle(method, target, headers, peer,
+                                                          wants_close)
+                        head_only = method == b"HEAD"
+                    else:
+                        conn = self._parser()
+                        conn.receive_data(pending)
+                        if eof:
+                            conn.receive_data(b"")
+                        while (event := conn.next_event()) is h11.NEED_DATA:
+                            if header_deadline == math.inf:
+                                header_deadline = trio.current_time() + limits.header_timeout_s
+                            phase, timer.deadline = _HEADERS, header_deadline
+                            conn.receive_data(await stream.receive_some(_RECV_BYTES))
+                        if type(event) is not h11.Request:
+                            return  # ConnectionClosed
+                        phase = _ANSWERING
+                        timer.deadline = trio.current_time() + limits.response_timeout_s
+                        reply, close, head_only = await self._answer(conn, event, peer)
+                        pending, eof = conn.trailing_data
                     await self._send(stream, reply, close=close, head_only=head_only)
                     if close:
                         return
-                    pipelined, eof = conn.trailing_data
-                    conn = self._parser()
-                    if pipelined:
-                        conn.receive_data(pipelined)
-                    if eof:
-                        conn.receive_data(b"")
             if timer.cancelled_caught and phase == _HEADERS:
                 await self._refuse(stream, 408, "request timeout")
         except h11.RemoteProtocolError as exc:
@@ -282,14 +310,22 @@ class HTTPServer:
             return text_reply(_NOT_ALLOWED, "method not allowed"), close, False
         if has_body:
             return text_reply(400, "a GET or HEAD request takes no body"), True, False
+        reply, close = await self._handle(method, request.target, request.headers, peer,
+                                          close)
+        return reply, close, method == b"HEAD"
+
+    async def _handle(
+        self, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]], peer: str,
+        close: bool,
+    ) -> tuple[Reply, bool]:
+        """(reply, close afterwards) from the handler for a GET or HEAD."""
         try:
-            reply = await self.handler(
-                Request(method, request.target, request.headers, peer), self.holds)
+            reply = await self.handler(Request(method, target, headers, peer), self.holds)
         except Exception:
-            log.exception("%s handler failed for %r", self.name, request.target)
+            log.exception("%s handler failed for %r", self.name, target)
             reply = text_reply(500, "internal error")
         # closing: shutdown began; refusing: a fault drill took the listener down
-        return reply, close or self.closing or self.refusing, method == b"HEAD"
+        return reply, close or self.closing or self.refusing
 
     @staticmethod
     async def _send(
@@ -335,6 +371,45 @@ def _peer(stream: trio.SocketStream) -> str:
     except OSError:
         return ""
     return str(address[0]) if isinstance(address, tuple) else ""
+
+
+# A blank line ends a head (h11 also takes a bare LF); the fast path reads CRLF heads only.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE = rb"(?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?"
+_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")[ \t]*\r\n")
+_PLAIN_HEAD = re.compile(
+    rb"(GET|HEAD) (/[\x21-\x7e]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[ \t]*" + _VALUE
+    + rb"[ \t]*\r\n)*)\r\n")
+_NOT_PLAIN = (b"content-length", b"transfer-encoding")
+
+
+def _parse_head(
+    data: bytes, end: int
+) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bool] | None:
+    """(method, target, headers, close) of a plain request head `data[:end]`: HTTP/1.1
+    GET or HEAD of an origin-form target, well-formed fields, one Host, no body framing.
+    None for anything else, which h11 then reads (and refuses as it sees fit); what this
+    accepts is a subset of what h11 accepts, read the same way (names lower-cased, values
+    without surrounding whitespace)."""
+    match = _PLAIN_HEAD.fullmatch(data, 0, end)
+    if match is None:
+        return None
+    headers = []
+    hosts = 0
+    close = False
+    for name, value in _FIELD.findall(match[3]):
+        name = name.lower()
+        if name == b"host":
+            hosts += 1
+        elif name in _NOT_PLAIN:
+            return None
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
+        headers.append((name, value))
+    if hosts != 1:
+        return None
+    return match[1], match[2], headers, close
 
 
 def _scan(request: h11.Request) -> tuple[int, bool]:
