@@ -55,6 +55,15 @@ async def test_set_viewer_count_writes_unique_and_renditions_and_raises_peak(
     assert got is not None
     assert (got.viewer_count, got.peak_viewers, got.unique_viewers) == (3, 7, 9)
     assert dict(got.viewers_by_rendition) == {"720p": 5, "360p": 2}
+    # a restarted counter (another worker took the stream over) cannot lower unique
+    assert await store.set_viewer_count(stream_id, 4, unique_viewers=4, by_rendition={})
+    got = await store.get_stream(stream_id)
+    assert got is not None
+    assert (got.viewer_count, got.peak_viewers, got.unique_viewers) == (4, 7, 9)
+    assert dict(got.viewers_by_rendition) == {}
+    assert await store.set_viewer_count(stream_id, 4, unique_viewers=11)
+    got = await store.get_stream(stream_id)
+    assert got is not None and got.unique_viewers == 11
     page = await store.list_streams(status="live")
     listed = next(s for s in page.items if s.id == stream_id)
     assert listed == got

@@ -263,3 +263,48 @@ async def test_two_workers_share_streams_and_each_stream_is_counted_whole(
 
         await until(one, counted, feed=feed)
     assert one.stats.batches and two.stats.batches  # the work was shared
+
+
+async def test_streams_move_between_workers_without_losing_their_counts(
+    store: SqlStore, bus: Bus
+) -> None:
+    """A second worker joins, then the first leaves: each stream's shard moves, its new
+    owner counts it from its next records, and unique_viewers never falls."""
+    streams = [await live_stream(store) for _ in range(8)]
+    audience = {sid: {f"{sid}-v{n}": "720p" for n in range(3)} for sid in streams}
+
+    async def feed() -> None:
+        for sid in streams:
+            await bus.enqueue(RECORDS_QUEUE, sid, records(sid, audience[sid]))
+
+    async def counted() -> bool:
+        got = [await viewers(store, sid) for sid in streams]
+        return all((s.viewer_count, s.unique_viewers) == (3, 3) for s in got)
+
+    one, two = make_worker(store, bus, "w1"), make_worker(store, bus, "w2")
+    async with trio.open_nursery() as nursery:
+        one_scope = trio.CancelScope()
+
+        async def run_one() -> None:
+            with one_scope:
+                await one.run()
+
+        nursery.start_soon(run_one)
+        await until(one, counted, feed=feed)
+        async with running(two):
+            async def shared() -> bool:
+                return two.stats.batches > 0 and len(list(one.counts.streams())) < 8
+
+            await until(two, shared, feed=feed, on_tick=True)
+            await until(two, counted, feed=feed)
+            one_scope.cancel()  # the first worker leaves: the second gets every shard
+
+            async def alone() -> bool:
+                return len(list(two.counts.streams())) == 8
+
+            await until(two, alone, feed=feed, on_tick=True)
+            await until(two, counted, feed=feed)
+    for sid in streams:
+        assert (await viewers(store, sid)).peak_viewers == 3
+        # the worker a stream left never wrote it down to 0: every sample saw all three
+        assert {s.concurrent for s in await store.list_viewer_samples(sid)} == {3}

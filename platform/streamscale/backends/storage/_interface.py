@@ -85,9 +85,11 @@ class Store(ChatStore, ModerationStore, AccountStore, Protocol):
         unique_viewers: int | None = None,
         by_rendition: Mapping[str, int] | None = None,
     ) -> bool:
-        """Set viewer_count (and unique_viewers, viewers_by_rendition when given) and raise
-        peak_viewers if exceeded. False, writing nothing, if the stream is missing or has
-        ended (ending a stream zeroes viewer_count and viewers_by_rendition)."""
+        """Set viewer_count (and viewers_by_rendition when given); raise peak_viewers and
+        unique_viewers (when given) if exceeded: unique since live never falls, so a
+        counter that restarts (another worker took the stream over) cannot lower it.
+        False, writing nothing, if the stream is missing or has ended (ending a stream
+        zeroes viewer_count and viewers_by_rendition)."""
 
     async def list_streams(
         self,

@@ -34,8 +34,10 @@ class ViewersMixin(SqlRunner):
             raise ValueError("viewers by rendition must not be negative")
         peak = case((streams.c.peak_viewers < viewers, viewers), else_=streams.c.peak_viewers)
         values: dict[str, object] = {"viewer_count": viewers, "peak_viewers": peak}
-        if unique_viewers is not None:
-            values["unique_viewers"] = unique_viewers
+        if unique_viewers is not None:  # since live: only rises (a new counter starts at 0)
+            values["unique_viewers"] = case(
+                (streams.c.unique_viewers < unique_viewers, unique_viewers),
+                else_=streams.c.unique_viewers)
         if by_rendition is not None:
             values["viewers_by_rendition"] = _rows.rendition_json(by_rendition)
         stmt = (
