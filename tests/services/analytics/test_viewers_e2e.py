@@ -5,7 +5,8 @@ while N sessions watch, and 0 once they stop.
    process (as edges in other processes would) through their own `RedisBus`.
 2. (slow) ffmpeg publishes; HTTP clients with distinct CMCD session ids fetch the master,
    a rendition's playlist and its segments through the real edges (some through both
-   CDNs), whose records the analytics service counts.
+   CDNs) or from the origin directly; the analytics service counts the edges' and the
+   origin's records, and the edges' own fetches from the origin are not viewers.
 
 The API is polled (another service's progress, read over HTTP) with deadlines.
 """
@@ -172,7 +173,8 @@ async def test_players_with_cmcd_through_real_edges_are_counted(live: Live) -> N
     a1, b1 = edges["a1"].url, edges["b1"].url
     stream_id, key = await _start(live)
     only_a, both = 3, 2  # 2 players alternate between CDNs: each counts once
-    players_total = only_a + both
+    direct = 1  # one on the origin itself (its fallback), counted from the origin's records
+    players_total = only_a + both + direct
     played: set[str] = set()  # players that got a segment
     all_played = trio.Event()
 
@@ -189,6 +191,9 @@ async def test_players_with_cmcd_through_real_edges_are_counted(live: Live) -> N
                 players.start_soon(_player, client, [a1], stream_id, f"a-{k}", stop, fetched)
             for k in range(both):
                 players.start_soon(_player, client, [a1, b1], stream_id, f"ab-{k}", stop,
+                                   fetched)
+            for k in range(direct):
+                players.start_soon(_player, client, [live.hls], stream_id, f"o-{k}", stop,
                                    fetched)
             with trio.fail_after(30):
                 await all_played.wait()  # every player is past the master and playing
