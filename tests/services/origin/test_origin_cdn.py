@@ -72,7 +72,7 @@ async def test_master_lists_pathways_and_steering(cdn_origin: CdnOrigin) -> None
         assert f'SERVER-URI="{cdn_origin.url}/steering/s1.json",PATHWAY-ID="a"' in r.text
 
         r = await client.get("/steering/s1.json",
-                             params={"_HLS_pathway": "a", "_HLS_throughput": "5000000"})
+                             params={"_HLS_pathway": "b", "_HLS_throughput": "5000000"})
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/json"
         assert r.headers["cache-control"] == "no-store"
@@ -168,3 +168,38 @@ async def test_a_client_without_cmcd_is_one_session(cdn_origin: CdnOrigin) -> No
         for _ in range(5):
             assert (await client.get("/live/s1/hi/init.mp4")).status_code == 200
     assert cdn_origin.admission.active == 1
+
+
+async def test_a_steering_reload_with_nothing_new_is_held(
+    cdn_origin: CdnOrigin, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A player already on the first pathway waits for news (up to the hold, the TTL);
+    one elsewhere, or one without _HLS_pathway, is answered at once."""
+    async with origin_client(cdn_origin.url) as client:
+
+        async def reload(pathway: str | None) -> tuple[float, list[str]]:
+            start = trio.current_time()
+            params = {} if pathway is None else {"_HLS_pathway": pathway}
+            r = await client.get("/steering/s1.json", params=params)
+            assert r.status_code == 200
+            return trio.current_time() - start, r.json()["PATHWAY-PRIORITY"]
+
+        waited, priority = await reload("b")
+        assert waited < 0.5 and priority == ["a", "b", "origin"]
+        waited, _ = await reload(None)
+        assert waited < 0.5
+        waited, priority = await reload("a")
+        assert 5.0 <= waited < 5.5 and priority == ["a", "b", "origin"]
+
+        async with trio.open_nursery() as nursery:
+            answers: list[tuple[float, list[str]]] = []
+
+            async def held() -> None:
+                answers.append(await reload("a"))
+
+            nursery.start_soon(held)
+            await trio.sleep(1.0)
+            cdn_origin.health.record({"a1": False, "b1": True})
+            cdn_origin.health.record({"a1": False, "b1": True})  # a is down: news
+        ((waited, priority),) = answers
+        assert 1.0 <= waited < 1.5 and priority == ["b", "a", "origin"]

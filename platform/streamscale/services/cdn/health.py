@@ -104,16 +104,19 @@ class CdnHealth:
     # -- the writer ----------------------------------------------------------------------
 
     def record(self, results: dict[str, bool]) -> None:
-        """Apply one round of probe results (edge name -> healthy; missing: no URL)."""
+        """Apply one round of probe results (edge name -> healthy) to the edges with a
+        URL; a missing result is a failure."""
         need = self.config.health_failures
         for cdn, edges in self._edges.items():
-            for edge in edges:
-                ok = results.get(edge.config.name)
-                if ok:
+            reachable = [e for e in edges if e.url is not None]  # the others: not probed
+            if not reachable:
+                continue
+            for edge in reachable:
+                if results.get(edge.config.name):
                     edge.failures = 0
                 else:
                     edge.failures += 1
-            up = any(e.url is not None and e.failures < need for e in edges)
+            up = any(e.failures < need for e in reachable)
             if up != self._up[cdn]:
                 self._up[cdn] = up
                 if up:

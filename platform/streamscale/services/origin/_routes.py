@@ -5,7 +5,8 @@
                                               delta updates (_HLS_skip=YES|v2)
     /live/<stream>/<rendition>/classic.m3u8   init.mp4  <msn>.m4s  <msn>.<part>.m4s
     /vod/<stream>/master.m3u8   /vod/<stream>/<rendition>/{index.m3u8,init.mp4,<msn>.m4s}
-    /steering/<stream>.json     content-steering manifest (with CDNs configured)
+    /steering/<stream>.json     content-steering manifest (with CDNs configured), held
+                                while the player's _HLS_pathway is already the first
 
 With CDNs configured (`steering`, `admission`): the live master lists every pathway
 (cdn/steering.py), and a /live/ request without `x-streamscale-edge` is a direct viewer,
@@ -86,7 +87,7 @@ class OriginRoutes:
         except UnicodeDecodeError:
             return not_found()
         if len(parts) == 3 and parts[1] == "steering" and not parts[0]:
-            return self._steering(parts[2])
+            return await self._steering(parts[2], query, holds)
         if len(parts) < 4 or parts[0] or not STREAM_ID_RE.fullmatch(parts[2]):
             return not_found()
         if parts[1] == "live":
@@ -97,12 +98,21 @@ class OriginRoutes:
             return await self._vod(self.vod, parts[2], parts[3:])
         return not_found()
 
-    def _steering(self, name: str) -> Reply:
+    async def _steering(self, name: str, query: bytes, holds: Holds) -> Reply:
+        """The steering manifest; held while the player's pathway is already the first
+        (cdn/steering.py), answered at once when health changes."""
+        steering = self.steering
         stream_id = name.removesuffix(".json")
-        if (self.steering is None or stream_id == name or not STREAM_ID_RE.fullmatch(stream_id)
+        if (steering is None or stream_id == name or not STREAM_ID_RE.fullmatch(stream_id)
                 or stream_id not in self.registry):
             return not_found()
-        return STEERING, self.steering.manifest(stream_id)
+        pathway = next((item[13:] for item in query.split(b"&")
+                        if item.startswith(b"_HLS_pathway=")), None)
+        if pathway is not None and not steering.news_for(pathway.decode("latin-1")):
+            version = steering.health.version
+            with holds.hold(trio.current_time() + steering.hold_s):
+                await steering.health.wait_for_change(version)
+        return STEERING, steering.manifest(stream_id)
 
     async def _direct(
         self, request: Request, parts: list[str], query: bytes, holds: Holds
