@@ -48,6 +48,7 @@ class CountingOrigin:
     url: str
     registry: MediaRegistry
     routes: Counting
+    server: HTTPServer
 
     @property
     def counts(self) -> Counter[bytes]:
@@ -55,17 +56,19 @@ class CountingOrigin:
 
 
 @asynccontextmanager
-async def open_counting_origin(handler: Handler | None = None) -> AsyncIterator[CountingOrigin]:
+async def open_counting_origin(
+    handler: Handler | None = None, limits: Limits = LIMITS
+) -> AsyncIterator[CountingOrigin]:
     registry = MediaRegistry()
     routes = Counting(handler or OriginRoutes(registry, None))
-    server = HTTPServer(routes, LIMITS)
+    server = HTTPServer(routes, limits)
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(
             server.serve, host="127.0.0.1", port=0, shutdown=shutdown))
         port = listeners[0].socket.getsockname()[1]
         try:
-            yield CountingOrigin(f"http://127.0.0.1:{port}", registry, routes)
+            yield CountingOrigin(f"http://127.0.0.1:{port}", registry, routes, server)
         finally:
             shutdown.set()
 

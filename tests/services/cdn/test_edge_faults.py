@@ -40,7 +40,7 @@ async def test_unreachable_upstream_is_a_clear_502() -> None:
     r = answers[0]
     assert r.headers["content-type"].startswith("text/plain")
     assert r.headers["cache-control"] == "no-store"
-    assert r.text.startswith(f"edge a1: upstream http://127.0.0.1:{port} failed: Connect")
+    assert r.text.startswith(f"edge a1: upstream http://127.0.0.1:{port} failed: cannot connect")
     assert edge.stats.hits == 0  # an error answer is never stored
 
 
