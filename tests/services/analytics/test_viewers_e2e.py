@@ -27,6 +27,7 @@ import redis
 import trio
 
 from streamscale.backends.bus import open_bus
+from streamscale.backends.storage import open_store
 from streamscale.config import CdnConfig, Config, EdgeConfig, MediaConfig
 from streamscale.services.cdn.records import RECORDS_QUEUE, UsageBatch, UsageRecorder
 from streamscale.testing import make_config, running_platform
@@ -146,24 +147,45 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
                    platform.url("origin", "hls"))
 
 
-async def _player(client: httpx.AsyncClient, edge_urls: list[str], stream_id: str, sid: str,
-                  stop: trio.Event, fetched: Callable[[str], None]) -> None:
-    """A viewer: the master, then the 160p playlist and its newest segment, again and
-    again, round-robin over `edge_urls`, each request carrying its CMCD session id."""
-    cmcd = "CMCD=" + quote(f'sid="{sid}"', safe="")
-    turn = 0
-    while not stop.is_set():
-        base = f"{edge_urls[turn % len(edge_urls)]}/live/{stream_id}"
-        turn += 1
-        await client.get(f"{base}/master.m3u8?{cmcd}")
-        playlist = await client.get(f"{base}/160p/index.m3u8?{cmcd}")
-        if playlist.status_code == 200:
-            segments = m3u8.loads(playlist.text).segments
-            if segments:
-                segment = await client.get(f"{base}/160p/{segments[-1].uri}?{cmcd}")
-                if segment.status_code == 200:
-                    fetched(sid)
-        await trio.sleep(PLAYER_CADENCE_S)
+class Players:
+    """Simulated viewers: which have got a segment, and the bytes they were sent."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.played: set[str] = set()
+        self.all_played = trio.Event()
+        self.received_bytes = 0  # every answer's body
+        self.ok_bytes = 0  # 200 answers' bodies
+        self.stop = trio.Event()
+
+    async def get(self, client: httpx.AsyncClient, url: str) -> httpx.Response:
+        response = await client.get(url)
+        self.received_bytes += len(response.content)
+        if response.status_code == 200:
+            self.ok_bytes += len(response.content)
+        return response
+
+    async def play(self, client: httpx.AsyncClient, bases: list[str], stream_id: str,
+                   sid: str) -> None:
+        """The master, then the 160p playlist and its newest segment, again and again,
+        round-robin over `bases`, each request carrying the player's CMCD session id."""
+        cmcd = "CMCD=" + quote(f'sid="{sid}"', safe="")
+        turn = 0
+        while not self.stop.is_set():
+            base = f"{bases[turn % len(bases)]}/live/{stream_id}"
+            turn += 1
+            await self.get(client, f"{base}/master.m3u8?{cmcd}")
+            playlist = await self.get(client, f"{base}/160p/index.m3u8?{cmcd}")
+            if playlist.status_code == 200:
+                segments = m3u8.loads(playlist.text).segments
+                if segments:
+                    segment = await self.get(client,
+                                             f"{base}/160p/{segments[-1].uri}?{cmcd}")
+                    if segment.status_code == 200:
+                        self.played.add(sid)
+                        if len(self.played) == self.total:
+                            self.all_played.set()
+            await trio.sleep(PLAYER_CADENCE_S)
 
 
 @pytest.mark.slow
@@ -175,34 +197,33 @@ async def test_players_with_cmcd_through_real_edges_are_counted(live: Live) -> N
     only_a, both = 3, 2  # 2 players alternate between CDNs: each counts once
     direct = 1  # one on the origin itself (its fallback), counted from the origin's records
     players_total = only_a + both + direct
-    played: set[str] = set()  # players that got a segment
-    all_played = trio.Event()
-
-    def fetched(sid: str) -> None:
-        played.add(sid)
-        if len(played) == players_total:
-            all_played.set()
+    viewers = Players(players_total)
 
     async with trio.open_nursery() as nursery:
         publisher = await _publish_live(live, nursery, stream_id, key, 40)
-        stop = trio.Event()
         async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as players:
             for k in range(only_a):
-                players.start_soon(_player, client, [a1], stream_id, f"a-{k}", stop, fetched)
+                players.start_soon(viewers.play, client, [a1], stream_id, f"a-{k}")
             for k in range(both):
-                players.start_soon(_player, client, [a1, b1], stream_id, f"ab-{k}", stop,
-                                   fetched)
+                players.start_soon(viewers.play, client, [a1, b1], stream_id, f"ab-{k}")
             for k in range(direct):
-                players.start_soon(_player, client, [live.hls], stream_id, f"o-{k}", stop,
-                                   fetched)
+                players.start_soon(viewers.play, client, [live.hls], stream_id, f"o-{k}")
             with trio.fail_after(30):
-                await all_played.wait()  # every player is past the master and playing
+                await viewers.all_played.wait()  # every player is past the master, playing
             body = await _until(live.api, stream_id, _watching(players_total))
             assert body["unique_viewers"] == players_total
             assert body["viewers_by_rendition"] == {"160p": players_total}
-            stop.set()
+            viewers.stop.set()
         body = await _until(live.api, stream_id, _watching(0))
         assert (body["peak_viewers"], body["unique_viewers"]) == (players_total,) * 2
+        # the bytes the players got, recorded once by the edge or origin that sent them
+        # (edges record every answer, the origin its 200s: in between)
+        async with await open_store(live.platform.config.storage_url) as store:
+            samples = await store.list_viewer_samples(stream_id)
+        assert viewers.ok_bytes <= sum(s.bytes for s in samples) <= viewers.received_bytes
+        assert max(s.concurrent for s in samples) == players_total
+        assert samples[-1].concurrent == 0
+        assert sum(s.watch_s for s in samples) > 0
         await live.api.post(f"/api/streams/{stream_id}/stop", headers=live.auth)
         publisher.terminate()
     ended = (await live.api.get(f"/api/streams/{stream_id}")).json()
