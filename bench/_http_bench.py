@@ -37,6 +37,8 @@ FRAME_BYTES = 10_900  # AAC-sized frames at 46.9/s: a 2 s segment ~1 MB (4 Mbps)
 LIVE_FRAME_BYTES = 2_000  # the live stream: ~750 kbps, 1/3 s parts ~31 KB
 PART_TARGET_S = 1 / 3  # the platform's default PART-TARGET
 COUNTS_PATH = b"/_bench/counts"
+PAUSE_PATH = b"/_bench/pause"
+RESUME_PATH = b"/_bench/resume"
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -103,14 +105,29 @@ async def serve_origin(port: int, live: bool) -> None:
     registry.publish(STATIC, build_presentation())
     inner = OriginRoutes(registry, None)
     counts: Counter[str] = Counter()
+    edge_counts: Counter[str] = Counter()  # the requests an edge sent
     answered: dict[str, float] = {}
     head = Head(200, [(b"content-type", b"application/json"), (b"cache-control", b"no-store")])
 
+    running = trio.Event()
+    running.set()
+
     async def counting(request: Request, holds: Holds) -> Reply:
+        nonlocal running
         if request.target == COUNTS_PATH:
-            return head, json.dumps({"counts": counts, "answered": answered}).encode()
+            return head, json.dumps({"counts": counts, "edge_counts": edge_counts,
+                                     "answered": answered}).encode()
+        if request.target == PAUSE_PATH:  # the live stream stops until resumed
+            if running.is_set():
+                running = trio.Event()
+            return head, b"{}"
+        if request.target == RESUME_PATH:
+            running.set()
+            return head, b"{}"
         target = request.target.decode("latin-1")
         counts[target] += 1
+        if request.header(b"x-streamscale-edge") is not None:
+            edge_counts[target] += 1
         reply = await inner(request, holds)
         answered[target] = time.time()
         return reply
@@ -122,6 +139,13 @@ async def serve_origin(port: int, live: bool) -> None:
         payload = b"\x21" * LIVE_FRAME_BYTES
         start = trio.current_time()
         for i in range(10**9):
+            if not running.is_set():
+                paused_at = trio.current_time()
+                await running.wait()
+                start += trio.current_time() - paused_at
+            due = start + i * 1024 / 48_000
+            if trio.current_time() - due > 0.05:  # starved: a live source does not burst
+                start += trio.current_time() - due
             await trio.sleep_until(start + i * 1024 / 48_000)
             if rendition.push_audio(Sample(payload, dts=i * 1024, wallclock_s=time.time())):
                 registry.changed(LIVE)
@@ -164,10 +188,13 @@ def start_child(core: int | None, *args: str) -> tuple[subprocess.Popen[str], st
     return proc, line[1]
 
 
-def origin_counts(origin_url: str) -> tuple[Counter[str], dict[str, float]]:
+def origin_counts(origin_url: str, *, edges_only: bool = False
+                  ) -> tuple[Counter[str], dict[str, float]]:
+    """(requests per target the origin saw, or only those an edge sent; when each target
+    was last answered, Unix seconds)."""
     _, body, _ = probe(origin_url + COUNTS_PATH.decode())
     data = json.loads(body)
-    return Counter(data["counts"]), data["answered"]
+    return Counter(data["edge_counts" if edges_only else "counts"]), data["answered"]
 
 
 # -- nginx --------------------------------------------------------------------------------
