@@ -12,7 +12,8 @@ playback URL the API hands out.
     the origin's, one player plays from it, the other gets hls.js's fatal error with the
     origin's 503 and its text, within REFUSAL_BOUND_S (never a hang).
 
-The probing and steering settings are shortened (0.25 s probes, 2 failures, a 1 s TTL) so
+The probing and steering settings are shortened (probes every 0.2 s within 0.25 s, 2
+failures, a 1 s TTL) so
 a failover fits in the buffer of a low-latency player; the defaults (1 s, 2, 5 s) trade a
 slower move for less probe and steering traffic.
 """
@@ -50,9 +51,10 @@ CMCD: dict[str, Any] = {"cmcd": {}}
 # hls.js keeps a fragment request in flight across a pathway change (the variant index
 # stays the same, so nothing aborts it): on a blackholed edge it hangs until
 # fragLoadPolicy's time to first byte, 10 s by default, whatever steering says. A
-# low-latency player, whose parts are due every 0.33 s, gives up on a part after 1 s.
+# low-latency player, whose parts are due every 0.33 s (a preload-hinted part's first
+# byte comes about one part duration after it is asked for), gives up after 0.75 s.
 LL_FRAG_POLICY = {"default": {
-    "maxTimeToFirstByteMs": 1000, "maxLoadTimeMs": 120000,
+    "maxTimeToFirstByteMs": 750, "maxLoadTimeMs": 120000,
     "timeoutRetry": {"maxNumRetry": 4, "retryDelayMs": 0, "maxRetryDelayMs": 0},
     "errorRetry": {"maxNumRetry": 6, "retryDelayMs": 1000, "maxRetryDelayMs": 8000},
 }}
@@ -81,7 +83,7 @@ async def wait_for_master_unadmitted(url: str, *, timeout_s: float = 30) -> None
 def cdn_config(*, viewer_limit: int = 50) -> CdnConfig:
     return CdnConfig(
         edges=(EdgeConfig(name="a1", cdn="a"), EdgeConfig(name="b1", cdn="b")),
-        health_interval_s=0.25, health_timeout_s=0.25, health_failures=2, steering_ttl_s=1,
+        health_interval_s=0.2, health_timeout_s=0.25, health_failures=2, steering_ttl_s=1,
         origin_viewer_limit=viewer_limit, origin_session_idle_s=5.0)
 
 
