@@ -13,9 +13,8 @@ playback URL the API hands out.
     origin's 503 and its text, within REFUSAL_BOUND_S (never a hang).
 
 The probing and steering settings are shortened (probes every 0.2 s within 0.25 s, 2
-failures, a 1 s TTL) so
-a failover fits in the buffer of a low-latency player; the defaults (1 s, 2, 5 s) trade a
-slower move for less probe and steering traffic.
+failures, a 1 s TTL) so a failover fits in the buffer of a low-latency player; the
+defaults (1 s, 2, 5 s) trade a slower move for less probe and steering traffic.
 """
 
 from __future__ import annotations
