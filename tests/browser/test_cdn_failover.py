@@ -8,9 +8,11 @@ playback URL the API hands out.
     fragment requests go to b's edge and the picture never stands still longer than the
     player's target buffer (hls.targetLatency: how far behind the live edge it plays, all
     of it buffered media it can play through while it moves).
-(b) Every CDN is down and the origin admits one direct viewer: the API's playback URL is
-    the origin's, one player plays from it, the other gets hls.js's fatal error with the
-    origin's 503 and its text, within REFUSAL_BOUND_S (never a hang).
+(b) The origin admits one direct viewer and every CDN goes down under a player: it falls
+    back to the origin pathway within FAILOVER_BOUND_S and plays on, frozen no longer
+    than its target buffer; the API's playback URL becomes the origin's, and a second
+    player opening it gets hls.js's fatal error with the origin's 503 and its text,
+    within REFUSAL_BOUND_S (never a hang).
 
 The probing and steering settings are shortened (probes every 0.2 s within 0.25 s, 2
 failures, a 1 s TTL) so a failover fits in the buffer of a low-latency player; the
@@ -213,30 +215,42 @@ def _show(reading: dict[str, Any], fault_ms: float) -> str:
         f"errors: {reading['errors']}"])
 
 
-async def test_with_every_cdn_down_the_origin_admits_up_to_its_limit(
+async def test_with_every_cdn_down_players_fall_back_to_the_origin_up_to_its_limit(
     one_slot: Cdns, browser: Browser
 ) -> None:
     stream = one_slot.stream
-    for edge in one_slot.edges.values():
-        edge.set_fault("down")
+    a1 = one_slot.edges["a1"].url
+    origin = stream.master_url.split("/live/")[0]
     async with trio.open_nursery() as nursery:
         publisher = await start_publisher(nursery, stream.publish_url, 120)
         await wait_for_master_unadmitted(stream.master_url)
-        origin_master = stream.master_url
+        url = await one_slot.playback_url()
+        assert url.startswith(a1)
+        first = await browser.open_player(url, config=CMCD)
+        before = await until(
+            first, lambda r: no_fatal(r) and playing(r) and r["steeringLoads"] > 0
+            and r["frags"][-1][1].startswith(a1), timeout_s=60, what="playing from CDN a")
+        target_buffer_s = before["targetLatency"]
+
+        await first.evaluate("probe.resetFreeze()")
+        fault_ms = (await delivery(first))["now"]
+        for edge in one_slot.edges.values():
+            edge.set_fault("down")
+        fell_back = await until(
+            first, lambda r: no_fatal(r) and any(
+                at >= fault_ms and u.startswith(origin) for at, u in r["frags"]),
+            timeout_s=FAILOVER_BOUND_S + 10, what="fragments from the origin")
+        fallback_s = (min(at for at, u in fell_back["frags"]
+                          if at >= fault_ms and u.startswith(origin)) - fault_ms) / 1000
+        log.warning("every CDN down: first fragment from the origin %.2f s after", fallback_s)
+        assert fallback_s <= FAILOVER_BOUND_S, _show(fell_back, fault_ms)
+
         with trio.fail_after(10):  # the gateway's prober sees both CDNs down
             while True:
                 url = await one_slot.playback_url()
-                if url == origin_master:
+                if url == stream.master_url:
                     break
                 await trio.sleep(POLL_S)
-
-        first = await browser.open_player(url, config=CMCD)
-        admitted = await until(
-            first, lambda r: no_fatal(r) and playing(r) and r["steeringLoads"] > 0,
-            timeout_s=60, what="the first player playing from the origin")
-        assert admitted["pathway"] == "origin", admitted
-        assert admitted["priority"][0] == "origin", admitted
-
         opened_ms = (await delivery(first))["now"]
         second = await browser.open_player(url, config=CMCD)
         refused = await until(second, lambda r: r["fatal"] is not None,
@@ -247,9 +261,15 @@ async def test_with_every_cdn_down_the_origin_admits_up_to_its_limit(
         log.warning("refused player: %s %s %r, %.2f s after it opened", error["details"],
                     error["code"], error["text"], (error["at"] - opened_ms) / 1000)
 
-        # the admitted player plays on
+        # the admitted player plays on from the origin, the freeze within its buffer
         later = await until(first, lambda r: no_fatal(r)
-                            and r["currentTime"] > admitted["currentTime"] + 3,
+                            and r["currentTime"] > fell_back["currentTime"] + 5,
                             timeout_s=20, what="the first player going on")
-        assert later["pathway"] == "origin"
+        assert later["pathway"] == "origin" and later["priority"][0] == "origin", (
+            _show(later, fault_ms))
+        recent = [u for at, u in later["frags"] if at > opened_ms]
+        assert recent and all(u.startswith(origin) for u in recent), _show(later, fault_ms)
+        log.warning("every CDN down: longest freeze %.2f s (target buffer %.2f s)",
+                    later["maxFreezeMs"] / 1000, target_buffer_s)
+        assert later["maxFreezeMs"] / 1000 <= target_buffer_s, _show(later, fault_ms)
         publisher.terminate()
