@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from functools import partial
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -14,6 +15,7 @@ import trio.testing
 
 from streamscale.backends.storage import Store
 from streamscale.config import CdnConfig, Config, ConfigError, EdgeConfig, OriginConfig
+from streamscale.runtime import open_resources
 from streamscale.services.cdn.health import CdnHealth
 from streamscale.services.cdn.steering import ORIGIN_PATHWAY, Steering
 from streamscale.services.origin import MediaRegistry
@@ -95,6 +97,26 @@ def test_a_cdn_without_a_reachable_entry_edge_is_no_pathway() -> None:
     assert h.pathways == ()
     assert not Steering(h, ORIGIN).active
     assert Steering(h, ORIGIN).priority() == [ORIGIN_PATHWAY]
+
+
+async def test_an_edge_started_in_this_process_is_found_by_its_bound_url(
+    tmp_path: Path,
+) -> None:
+    """Port-0 edges become pathways once the edge service reports where it listens."""
+    cdn = CdnConfig(edges=(EdgeConfig(name="a1", cdn="a"), EdgeConfig(name="b1", cdn="b")))
+    async with open_resources(Config(data_dir=tmp_path, cdn=cdn)) as resources:
+        h = CdnHealth(cdn)
+        assert not h.pathways
+        resources.started_urls["edge"] = {"b1": "http://127.0.0.1:5555/"}
+        probed: list[str] = []
+
+        async def probe(url: str) -> bool:
+            probed.append(url)
+            return True
+
+        await h.probe_round(probe)
+        assert h.pathways == (("b", "http://127.0.0.1:5555"),)
+        assert probed == ["http://127.0.0.1:5555"] and h.first_up() == h.pathways[0]
 
 
 def test_a_cdn_named_origin_is_refused() -> None:
