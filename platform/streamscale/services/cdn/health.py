@@ -63,8 +63,10 @@ class CdnHealth:
         *,
         probe: Probe | None = None,
         resolve: Resolve = edge_url,
+        observer: str = "",
     ) -> None:
         self.config = cdn
+        self.observer = observer  # who probes, for the logs ("origin", "gateway")
         self._probe = probe
         self._resolve = resolve
         self._edges = {name: [_Edge(e) for e in edges] for name, edges in cdn.cdns().items()}
@@ -119,11 +121,12 @@ class CdnHealth:
             up = any(e.failures < need for e in reachable)
             if up != self._up[cdn]:
                 self._up[cdn] = up
+                who = f"{self.observer}: " if self.observer else ""
                 if up:
-                    log.warning("CDN %s is up again", cdn)
+                    log.warning("%sCDN %s is up again", who, cdn)
                 else:
-                    log.warning("CDN %s is down: every edge (%s) failed %d probes in a row",
-                                cdn, ", ".join(e.config.name for e in edges), need)
+                    log.warning("%sCDN %s is down: every edge (%s) failed %d probes in a row",
+                                who, cdn, ", ".join(e.config.name for e in reachable), need)
         self.rounds += 1
         self._refresh()
 

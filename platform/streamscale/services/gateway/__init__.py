@@ -31,7 +31,7 @@ async def run(
     poster = ChatPoster(await current_resources().bus())
     # playback_url names the first CDN up: the gateway probes the edges itself (the same
     # rule as the origin's steering, no dependency on the origin process; cdn/health.py)
-    cdn_health = CdnHealth(config.cdn) if config.cdn.edges else None
+    cdn_health = CdnHealth(config.cdn, observer="gateway") if config.cdn.edges else None
     app = create_app(config, store, keys, chat=poster, cdn_health=cdn_health)
     # One post budget per process: the chat service's WebSocket posts count against it too.
     app.extensions["streamscale"].services["chat_limits"] = current_resources().post_limits()

@@ -74,7 +74,7 @@ async def run(
 
     async with trio.open_nursery() as nursery:
         if cdn.edges:
-            health = CdnHealth(cdn)
+            health = CdnHealth(cdn, observer="origin")
             steering = Steering(health)
             admission = Admission(cdn.origin_viewer_limit, cdn.origin_session_idle_s)
             recorder = UsageRecorder("origin")
