@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 _SID_MAX = 64  # CMCD: sid is a string of at most 64 characters
 _CMCD = b"CMCD="
+_SID_ENCODED = b"sid%3D%22"  # sid=" as encodeURIComponent writes it
 
 
 def cache_target(target: bytes) -> bytes:
@@ -75,7 +76,18 @@ def cmcd_from_query(query: bytes) -> dict[str, str]:
 def session_id(target: bytes, headers: Sequence[tuple[bytes, bytes]], peer: str) -> str:
     """The viewer session of a request: its CMCD sid, else a hash of address + user agent."""
     _, _, query = target.partition(b"?")
-    sid = cmcd_from_query(query).get("sid", "") if _CMCD in query else ""
+    sid = ""
+    if _CMCD in query:
+        # hls.js sends sid="<uuid>" percent-encoded: find it without parsing the rest
+        start = query.find(_SID_ENCODED)
+        if start >= 0:
+            start += len(_SID_ENCODED)
+            end = query.find(b"%22", start)
+            raw = query[start:end] if end >= 0 else b""
+            if raw and b"%" not in raw and b"&" not in raw:
+                sid = raw.decode("ascii", "replace")
+        if not sid:
+            sid = cmcd_from_query(query).get("sid", "")
     agent = b""
     if not sid:
         for name, value in headers:
