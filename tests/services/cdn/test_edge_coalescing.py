@@ -122,3 +122,38 @@ async def test_two_edges_behind_one_shield_cost_one_origin_request(
         assert shield.stats.upstream_requests == 2  # plain playlist + the reload
         assert shield.stats.coalesced == 1
         assert set(origin.routes.edge_headers) == {b"shield"}
+
+
+async def test_waiters_answered_in_one_pass_keep_their_connections_right(
+    origin: CountingOrigin, edge: Edge
+) -> None:
+    """The fetch writes a small answer to every parked socket itself: a HEAD gets the
+    head only, `Connection: close` gets closed, and a keep-alive connection goes on."""
+    feed = LiveFeeder(origin.registry)
+    feed.seconds(1.2)
+    msn, part = _next_part(await _playlist(edge, "/live/s1/hi/index.m3u8"))
+    reload = f"/live/s1/hi/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    keep, head, close = [await RawClient.connect(edge.url) for _ in range(3)]
+    await keep.send_raw(get(reload))
+    await head.send_raw(get(reload).replace(b"GET", b"HEAD", 1))
+    await close.send_raw(get(reload, headers=b"Connection: close\r\n"))
+    await parked(edge, 3)
+    feed.parts(1)
+    answer = await keep.response()
+    assert answer is not None and answer[0].status_code == 200
+    body = answer[1]
+    assert f"{msn}.{part}.m4s".encode() in body
+    answer = await head.response("HEAD")
+    assert answer is not None and answer[0].status_code == 200 and answer[1] == b""
+    assert header(answer[0], b"content-length") == str(len(body)).encode()
+    answer = await close.response()
+    assert answer is not None and answer[1] == body
+    assert header(answer[0], b"connection") == b"close"
+    assert await close.closed()
+    for client in (keep, head):  # still open: the next request is a hit on each
+        await client.send_raw(get(reload))
+        answer = await client.response()
+        assert answer is not None and header(answer[0], b"x-cache") == b"HIT"
+        assert answer[1] == body
+        await client.aclose()
+    assert origin.counts[reload.encode()] == 1

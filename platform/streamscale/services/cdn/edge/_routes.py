@@ -45,7 +45,16 @@ class _Fetch:
     def __init__(self) -> None:
         self.done = trio.Event()
         self.reply: Reply = _SHUTTING_DOWN  # replaced when the upstream answers
-        self.waiters = 0
+        # the requests parked on it (insertion-ordered; a leaving one removes itself, so
+        # the fetch never writes to a connection that has gone)
+        self.waiters: dict[Request, None] = {}
+
+    def deliver(self) -> None:
+        """Write a small answer to every waiter in one pass (Request.deliver)."""
+        reply = self.reply
+        if isinstance(reply, Ready) and reply.whole:
+            for request in self.waiters:
+                request.deliver(reply)
 
 
 def route(path: bytes) -> tuple[str, str] | None:
@@ -81,7 +90,7 @@ class EdgeRoutes:
 
     def waiting(self) -> int:
         """Requests parked on upstream fetches now (a gauge; tests sync on it)."""
-        return sum(f.waiters for f in self._inflight.values())
+        return sum(len(f.waiters) for f in self._inflight.values())
 
     def inflight(self) -> int:
         return len(self._inflight)
@@ -117,12 +126,12 @@ class EdgeRoutes:
             self._fetchers.start_soon(self._fetch, key, fetch, stream_id, rendition, timeout_s)
         else:
             stats.coalesced += 1
-        fetch.waiters += 1
+        fetch.waiters[request] = None
         try:
             with holds.hold(trio.current_time() + timeout_s + 1.0) as scope:
                 await fetch.done.wait()
         finally:
-            fetch.waiters -= 1
+            del fetch.waiters[request]
         reply = _SHUTTING_DOWN if scope.cancelled_caught else fetch.reply
         if stream_id and self.recorder is not None:
             body = reply.body if isinstance(reply, Ready) else reply[1]
@@ -155,6 +164,7 @@ class EdgeRoutes:
         finally:
             if self._inflight.get(key) is fetch:
                 del self._inflight[key]
+            fetch.deliver()
             fetch.done.set()
 
     def _store(self, key: bytes, answer: Answer, stream_id: str, rendition: str) -> Reply:
