@@ -4,8 +4,9 @@ carry 5,000 connections, so no event-loop library or per-request objects).
 A player loops like an LL-HLS client: the playlist, then the preload-hinted part (held
 by the server until it is made), then the blocking reload for that part
 (`_HLS_msn/_HLS_part`), whose answer names the next hint. It notes when each part
-arrived. Arrival times are taken once per epoll wake-up, before the batch is read, so
-the client's own parsing of thousands of answers does not land in the figures.
+arrived. An answer's arrival is the kernel's receive time of the read that completed it
+(SO_TIMESTAMPNS, Unix seconds; else the epoll wake-up before the batch is read), so
+the client's own reading of thousands of answers does not land in the figures.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import re
 import select
 import socket
+import struct
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(\d+)\.(\d+)\.m4s"')
 LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+SO_TIMESTAMPNS = 35  # Linux (asm-generic); the socket module does not name it
+ANCILLARY_BYTES = socket.CMSG_SPACE(16)
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Viewers:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         sock = socket.create_connection((host, int(port)), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sys.platform == "linux":
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setblocking(False)
         conn = Conn(sock, f"{host}:{port}", label, base)
         self.conns[sock.fileno()] = conn
@@ -83,18 +90,23 @@ class Viewers:
             now = time.time()
             for fd, _ in events:
                 conn = self.conns[fd]
+                arrived = now
                 try:
-                    data = conn.sock.recv(1 << 20)
+                    data, ancillary, _, _ = conn.sock.recvmsg(1 << 20, ANCILLARY_BYTES)
                 except BlockingIOError:
                     continue
                 except OSError:
-                    data = b""
+                    data, ancillary = b"", []
+                for level, kind, value in ancillary:
+                    if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(value) >= 16:
+                        seconds, nanoseconds = struct.unpack("qq", value[:16])
+                        arrived = seconds + nanoseconds / 1e9
                 if not data:
                     self.failures += conn.state not in ("done",)
                     self.close(conn)
                     continue
                 conn.buf += data
-                self._answers(conn, now)
+                self._answers(conn, arrived)
             if stop_when_answered and all(c.answer is not None or c.state == "done"
                                           for c in self.conns.values()):
                 return

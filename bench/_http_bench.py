@@ -107,6 +107,7 @@ async def serve_origin(port: int, live: bool) -> None:
     counts: Counter[str] = Counter()
     edge_counts: Counter[str] = Counter()  # the requests an edge sent
     answered: dict[str, float] = {}
+    first_answered: dict[str, float] = {}
     head = Head(200, [(b"content-type", b"application/json"), (b"cache-control", b"no-store")])
 
     running = trio.Event()
@@ -116,7 +117,8 @@ async def serve_origin(port: int, live: bool) -> None:
         nonlocal running
         if request.target == COUNTS_PATH:
             return head, json.dumps({"counts": counts, "edge_counts": edge_counts,
-                                     "answered": answered}).encode()
+                                     "answered": answered,
+                                     "first_answered": first_answered}).encode()
         if request.target == PAUSE_PATH:  # the live stream stops until resumed
             if running.is_set():
                 running = trio.Event()
@@ -130,6 +132,7 @@ async def serve_origin(port: int, live: bool) -> None:
             edge_counts[target] += 1
         reply = await inner(request, holds)
         answered[target] = time.time()
+        first_answered.setdefault(target, answered[target])
         return reply
 
     async def feed() -> None:
@@ -188,13 +191,14 @@ def start_child(core: int | None, *args: str) -> tuple[subprocess.Popen[str], st
     return proc, line[1]
 
 
-def origin_counts(origin_url: str, *, edges_only: bool = False
+def origin_counts(origin_url: str, *, edges_only: bool = False, first: bool = False
                   ) -> tuple[Counter[str], dict[str, float]]:
     """(requests per target the origin saw, or only those an edge sent; when each target
-    was last answered, Unix seconds)."""
+    was last (or `first`) answered, Unix seconds)."""
     _, body, _ = probe(origin_url + COUNTS_PATH.decode())
     data = json.loads(body)
-    return Counter(data["edge_counts" if edges_only else "counts"]), data["answered"]
+    return (Counter(data["edge_counts" if edges_only else "counts"]),
+            data["first_answered" if first else "answered"])
 
 
 # -- nginx --------------------------------------------------------------------------------

@@ -182,7 +182,8 @@ def fanout(origin_url: str, name: str, url: str, n: int) -> None:
         hb.probe(origin_url + hb.RESUME_PATH.decode())
     viewers.pump(time.time() + 15.0, stop_when_answered=True)
     viewers.close_all()
-    counts, answered = hb.origin_counts(origin_url, edges_only=True)
+    direct = url == origin_url
+    counts, answered = hb.origin_counts(origin_url, edges_only=not direct, first=True)
     wanted = parse_qs(target.partition("?")[2])
 
     def keep(query: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -194,7 +195,7 @@ def fanout(origin_url: str, name: str, url: str, n: int) -> None:
 
     fetched = [t for t in counts if same(t)]
     origin_requests = sum(counts[t] for t in fetched)
-    answer_t = max((answered[t] for t in fetched if t in answered), default=None)
+    answer_t = min((answered[t] for t in fetched if t in answered), default=None)
     ok = [c.answer[1] for c in conns if c.answer is not None and c.answer[0] == 200]
     print(f"  {name:10} {n} viewers (connected in {connect_s:.1f} s, requests sent in "
           f"{send_s * 1e3:.0f} ms, {early} answered before the part existed): "
@@ -204,9 +205,12 @@ def fanout(origin_url: str, name: str, url: str, n: int) -> None:
         return
     spread = [(t - answer_t) * 1e3 for t in ok]
     p99 = percentile(spread, 0.99)
-    print(f"  {name:10} arrival - origin's answer: p50 {percentile(spread, 0.5):6.1f} ms, "
-          f"p99 {p99:6.1f} ms, max {max(spread):6.1f} ms   target p99 <= 100 ms and 1 "
-          f"origin request: {'met' if p99 <= 100 and origin_requests == 1 else 'NOT met'}")
+    verdict = "" if direct else (
+        "   target p99 <= 100 ms and 1 origin request: "
+        + ("met" if p99 <= 100 and origin_requests == 1 else "NOT met"))
+    print(f"  {name:10} arrival - origin's (first) answer: p50 "
+          f"{percentile(spread, 0.5):6.1f} ms, p99 {p99:6.1f} ms, max {max(spread):6.1f} ms"
+          + verdict)
 
 
 def main() -> None:
@@ -249,7 +253,10 @@ def main() -> None:
         print("3. viewers following the live stream through one edge")
         for name, url in edges.items():
             per_thousand(origin_url, name, url, args.viewers, args.follow_s)
-        print("4. blocking-reload fan-out")
+        print("4. blocking-reload fan-out (the origin alone first, moved to core 0 for it)")
+        os.sched_setaffinity(origin.pid, {0})
+        fanout(origin_url, "origin", origin_url, args.fanout)
+        os.sched_setaffinity(origin.pid, {1})
         for name, url in edges.items():
             fanout(origin_url, name, url, args.fanout)
     finally:
