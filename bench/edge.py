@@ -17,7 +17,7 @@ Viewers are raw epoll sockets in this process, pinned to core 1 with the origin 
 origin is idle but for misses). Prints; asserts nothing.
 
     .venv/bin/python bench/edge.py [--seconds 3] [--rounds 2] [--viewers 1000]
-        [--fanout 5000] [--follow-s 6] [--no-install]
+        [--fanout 5000] [--follow-s 6] [--no-install] [--no-wrk]
 """
 
 from __future__ import annotations
@@ -221,6 +221,7 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=5000)
     parser.add_argument("--follow-s", type=float, default=6.0)
     parser.add_argument("--no-install", action="store_true", help="never apt-get wrk")
+    parser.add_argument("--no-wrk", action="store_true", help="use the python load client")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -228,8 +229,8 @@ def main() -> None:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     objects = hb.static_objects()
-    wrk = hb.find_wrk(install=not args.no_install)
-    tool = "wrk (1 thread)" if wrk else "python trio client (wrk not installed)"
+    wrk = None if args.no_wrk else hb.find_wrk(install=not args.no_install)
+    tool = "wrk (1 thread)" if wrk else "python trio client (--no-wrk, or wrk not installed)"
     print(f"load: {tool} pinned to core 1; servers pinned to core 0; origin and the viewer "
           f"sockets on core 1; {hb.machine_load()}")
     origin, origin_url = hb.start_child(1, "--serve", "origin", "--live")

@@ -9,7 +9,7 @@ to core 1. Each server is first checked to answer 200 with the very bytes of the
 and each run for loss (non-200s, socket errors, bytes per response): a ratio is printed
 only when both sides served the same bytes without loss. Prints; asserts nothing.
 
-    .venv/bin/python bench/origin.py [--seconds 4] [--rounds 3] [--floor] [--no-install]
+    .venv/bin/python bench/origin.py [--seconds 4] [--rounds 3] [--floor] [--no-install] [--no-wrk]
 """
 
 from __future__ import annotations
@@ -82,14 +82,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--floor", action="store_true", help="add the bare h11 floor")
     parser.add_argument("--no-install", action="store_true", help="never apt-get wrk")
+    parser.add_argument("--no-wrk", action="store_true", help="use the python load client")
     args = parser.parse_args()
     if args.serve_floor:
         trio.run(serve_floor, 0)
         return
 
     objects = hb.static_objects()
-    wrk = hb.find_wrk(install=not args.no_install)
-    tool = "wrk (1 thread)" if wrk else "python trio client (wrk not installed)"
+    wrk = None if args.no_wrk else hb.find_wrk(install=not args.no_install)
+    tool = "wrk (1 thread)" if wrk else "python trio client (--no-wrk, or wrk not installed)"
     print(f"load: {tool} pinned to core 1; servers pinned to core 0; median of "
           f"{args.rounds} interleaved {args.seconds:g} s runs; {hb.machine_load()}")
     servers: dict[str, tuple[int, str, object]] = {}
