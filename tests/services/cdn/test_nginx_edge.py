@@ -188,6 +188,25 @@ async def test_health_errors_and_preflight_pass_through(
     assert header(answer[0], b"access-control-allow-origin") == b"*"
 
 
+async def test_a_stampede_for_a_missing_object_costs_one_origin_request(
+    origin: CountingOrigin, nginx: NginxEdge
+) -> None:
+    """The origin's 404 says max-age=1: nginx keeps it, so viewers asking for a segment
+    that will never exist do not each reach the origin (without caching, every waiter
+    on the lock would go upstream once the first answer came back uncacheable)."""
+    LiveFeeder(origin.registry).seconds(1.2)
+    answers: list[int] = []
+
+    async def viewer() -> None:
+        answers.append((await fetch(nginx.url, "/live/s1/hi/99.m4s"))[0])
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(viewer)
+    assert answers == [404] * 20
+    assert origin_requests(origin, "/live/s1/hi/99.m4s") == 1
+
+
 async def test_cli_renders_a_configuration_nginx_accepts(
     prefix: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
