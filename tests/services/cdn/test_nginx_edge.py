@@ -25,6 +25,7 @@ from streamscale.cli import main as cli_main
 from streamscale.services.cdn.nginx import (
     NginxEdge,
     NginxEdgeSettings,
+    NginxError,
     find_nginx,
     serve_nginx_edge,
 )
@@ -225,6 +226,16 @@ async def test_cli_renders_a_configuration_nginx_accepts(
     assert cli_main(["cdn", "nginx-config", "--origin", "http://127.0.0.1:8082/path",
                      "--port", "18090", "--prefix", str(prefix)]) == 2
     assert "origin URL must be http://host:port" in capsys.readouterr().err
+
+
+async def test_nginx_that_cannot_start_is_a_clear_error(prefix: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = NginxEdgeSettings(origin_url="http://127.0.0.1:9", prefix=prefix,
+                                     port=taken.getsockname()[1])
+        with pytest.raises(NginxError, match="Address already in use"):
+            await serve_nginx_edge(settings)  # it never reports ready: it raises
 
 
 def test_settings_refuse_bad_values(prefix: Path) -> None:

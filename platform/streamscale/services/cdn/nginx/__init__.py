@@ -203,5 +203,6 @@ async def serve_nginx_edge(
                     task_status.started(edge)
                     task_status = trio.TASK_STATUS_IGNORED
         await process.wait()
-        tail = "\n".join(edge.log_lines[-10:])
-        raise NginxError(f"nginx exited with status {process.returncode}:\n{tail}")
+    # raised here, outside the nursery, so callers see NginxError itself
+    tail = "\n".join(edge.log_lines[-10:])
+    raise NginxError(f"nginx exited with status {process.returncode}:\n{tail}")
