@@ -1,15 +1,18 @@
-"""A lean HTTP/1.1 listener for media delivery (origin and edge): h11 on trio, one task
-per connection.
+"""A lean HTTP/1.1 listener for media delivery (origin and edge): one trio task per
+connection.
 
 No ASGI, no per-request task, channel or lock (DESIGN.md, "Measured"): a connection task
-parses with h11, awaits the handler, writes cached bytes and loops for the next
+reads a request, awaits the handler, writes cached bytes and loops for the next
 (keep-alive, pipelined) request. Only GET/HEAD (and CORS preflight OPTIONS) are served.
 
-h11 only parses. Responses are a `Head` (status line and fixed headers, encoded once at
-import) plus Content-Length and the cached body: h11's response path (header validation,
-framing checks, state machine) was about half of its ~85 us per request here, and every
-response we send has a known length and constant headers. After each request the parser
-is replaced by a fresh one fed any pipelined bytes that followed it (about 1 us).
+Reading: a plain GET/HEAD head (what players send) is read by one regex
+(`_http_head.parse_head`, a strict subset of what h11 accepts); anything else is handed
+to a fresh h11 connection whole, so odd or hostile input is judged by h11. Writing:
+responses are a `Head` (status line and fixed headers, encoded once) plus Content-Length
+and the body, or a `Ready` answer a cache built once (head, length and a small body in one
+bytes object), written with one plain non-blocking write when the socket takes it. A task
+holding an answer many requests wait for can write it to all of them in one pass
+(`Request.deliver`) instead of waking each waiter to write its own.
 
 Timeouts: an idle keep-alive connection is closed after `idle_timeout_s`; a request
 must be complete within `header_timeout_s` of its first byte; an answer not written
@@ -24,7 +27,6 @@ import http
 import logging
 import math
 import os
-import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from functools import partial
 
 import h11
 import trio
+
+from ._http_head import BLANK_LINE, parse_head
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +276,9 @@ class HTTPServer:
             with timer:
                 while True:
                     header_deadline = math.inf
-                    blank = _BLANK_LINE.search(pending)
+                    blank = BLANK_LINE.search(pending)
+                    if blank is not None:  # pipelined: nothing awaited since the last answer
+                        await trio.lowlevel.checkpoint()
                     while blank is None and not eof and len(pending) <= limits.max_header_bytes:
                         if pending:  # part of a request: the header clock runs
                             if header_deadline == math.inf:
@@ -289,14 +295,14 @@ class HTTPServer:
                         if data:
                             seen = max(0, len(pending) - 3)
                             pending += data
-                            blank = _BLANK_LINE.search(pending, seen)
+                            blank = BLANK_LINE.search(pending, seen)
                         else:
                             eof = True
                     if not pending and eof:
                         return
                     fast = None
                     if blank is not None and (head_end := blank.end()) <= limits.max_header_bytes:
-                        fast = _parse_head(pending, head_end)
+                        fast = parse_head(pending, head_end)
                     if fast is not None:
                         pending = pending[head_end:]
                         method, target, headers, wants_close = fast
@@ -386,13 +392,13 @@ class HTTPServer:
             return
         if isinstance(reply, Ready):
             if close or head_only:
-                await stream.send_all(reply.head_close if close else reply.head)
+                await _write(stream, reply.head_close if close else reply.head)
                 if not head_only:
                     await stream.send_all(reply.body)
             elif reply.whole:
-                await stream.send_all(reply.whole)
+                await _write(stream, reply.whole)
             else:
-                await stream.send_all(reply.head)
+                await _write(stream, reply.head)
                 await stream.send_all(reply.body)
             return
         head, body = reply
@@ -405,7 +411,7 @@ class HTTPServer:
         elif len(body) < _COALESCE_BYTES:
             out += body
             body = b""
-        await stream.send_all(out)
+        await _write(stream, out)
         if body:
             await stream.send_all(body)
 
@@ -418,52 +424,27 @@ class HTTPServer:
             await self._send(stream, text_reply(status, message[:200]), close=True)
 
 
+async def _write(stream: trio.SocketStream, data: bytes) -> None:
+    """`send_all`, trying one plain non-blocking write first: an answer the socket takes
+    whole (nearly every one) costs one syscall and none of trio's send machinery. The
+    connection task still checkpoints once per request (its next receive, or explicitly
+    for a pipelined one)."""
+    try:
+        written = os.write(stream.socket.fileno(), data)
+    except BlockingIOError:
+        written = 0
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket write failed: {exc}") from exc
+    if written < len(data):
+        await stream.send_all(memoryview(data)[written:])
+
+
 def _peer(stream: trio.SocketStream) -> str:
     try:
         address = stream.socket.getpeername()
     except OSError:
         return ""
     return str(address[0]) if isinstance(address, tuple) else ""
-
-
-# A blank line ends a head (h11 also takes a bare LF); the fast path reads CRLF heads only.
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_VALUE = rb"[^\x00-\x08\x0a-\x1f\x7f]*"  # one class, no nesting: re scans it in C
-_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")\r\n")
-_PLAIN_HEAD = re.compile(
-    rb"(GET|HEAD) (/[\x21-\x7e]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":" + _VALUE
-    + rb"\r\n)*)\r\n")
-_NOT_PLAIN = (b"content-length", b"transfer-encoding")
-
-
-def _parse_head(
-    data: bytes, end: int
-) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bool] | None:
-    """(method, target, headers, close) of a plain request head `data[:end]`: HTTP/1.1
-    GET or HEAD of an origin-form target, well-formed fields, one Host, no body framing.
-    None for anything else, which h11 then reads (and refuses as it sees fit); what this
-    accepts is a subset of what h11 accepts, read the same way (names lower-cased, values
-    without surrounding whitespace)."""
-    match = _PLAIN_HEAD.fullmatch(data, 0, end)
-    if match is None:
-        return None
-    headers = []
-    hosts = 0
-    close = False
-    for name, value in _FIELD.findall(match[3]):
-        name = name.lower()
-        value = value.rstrip(b" \t")
-        if name == b"host":
-            hosts += 1
-        elif name in _NOT_PLAIN:
-            return None
-        elif name == b"connection" and b"close" in value.lower():
-            close = True
-        headers.append((name, value))
-    if hosts != 1:
-        return None
-    return match[1], match[2], headers, close
 
 
 def _scan(request: h11.Request) -> tuple[int, bool]:

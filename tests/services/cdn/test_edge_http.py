@@ -7,7 +7,7 @@ import h11
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamscale.services.lean_http import _BLANK_LINE, _parse_head
+from streamscale.services._http_head import BLANK_LINE, parse_head
 
 HLS_JS = (
     b"GET /live/s1/hi/index.m3u8?_HLS_msn=12&_HLS_part=2&CMCD=sid%3D%22abc%22 HTTP/1.1\r\n"
@@ -34,8 +34,8 @@ def h11_read(data: bytes) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bool
 
 
 def parse(data: bytes) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bool] | None:
-    blank = _BLANK_LINE.search(data)
-    return None if blank is None else _parse_head(data, blank.end())
+    blank = BLANK_LINE.search(data)
+    return None if blank is None else parse_head(data, blank.end())
 
 
 def test_players_requests_take_the_fast_path_and_read_as_h11_reads_them() -> None:
