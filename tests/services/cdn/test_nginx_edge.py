@@ -7,6 +7,7 @@ Real nginx (installed by `./dev test`), run unprivileged in a temp prefix."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import socket
@@ -97,6 +98,13 @@ async def writing(nginx: NginxEdge) -> int:
     match = re.search(rb"Writing: (\d+)", body)
     assert match is not None
     return int(match[1]) - 1
+
+
+async def served(nginx: NginxEdge) -> int:
+    """Requests nginx has answered so far (stub_status), this one included."""
+    status, body, _ = await fetch(nginx.url, "/nginx_status")
+    assert status == 200
+    return int(body.splitlines()[2].split()[2])  # " accepts handled requests" line
 
 
 async def test_parked_viewers_cost_one_origin_request_per_object(
@@ -206,6 +214,46 @@ async def test_a_stampede_for_a_missing_object_costs_one_origin_request(
             nursery.start_soon(viewer)
     assert answers == [404] * 20
     assert origin_requests(origin, "/live/s1/hi/99.m4s") == 1
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_hls_js_plays_live_through_nginx(tmp_path: Path, prefix: Path) -> None:
+    """hls.js (default config) in Chromium plays a stream that ffmpeg publishes, through
+    nginx with the shipped configuration: the picture advances and the player stays near
+    the live edge, within the same bound as on the origin (tests/browser/test_playback)."""
+    from browser.conftest import _started, start_publisher, wait_for_master
+    from browser.test_playback import assert_advancing, assert_near_live_edge, playing, watch
+
+    from streamscale.config import MediaConfig
+    from streamscale.services.media import MediaHub
+    from streamscale.testing import make_config, running_platform
+    from streamscale.testing.browser import open_browser
+
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, media=MediaConfig(
+        rtmp_port=0, reconnect_grace_s=1.0, ladder="source",
+        shed_sustain_s=3600.0, restore_after_s=3600.0))
+    async with running_platform(config, ("gateway", "media", "origin")) as platform, \
+            open_browser() as browser, trio.open_nursery() as nursery:
+        hub = platform.handle("media", "hub")
+        assert isinstance(hub, MediaHub)
+        stream = await _started(platform, hub)
+        origin_url = platform.url("origin", "hls")
+        edge = await nursery.start(partial(serve_nginx_edge, NginxEdgeSettings(
+            origin_url=origin_url, prefix=prefix, port=free_port())))
+        publisher = await start_publisher(nursery, stream.publish_url, 60)
+        await wait_for_master(stream.master_url, rungs=1)
+        assert stream.master_url.startswith(origin_url)
+        player = await browser.open_player(
+            stream.master_url.replace(origin_url, edge.url))
+        first = await playing(player)
+        states = await watch(player, 12)
+        assert_advancing([first, *states])
+        assert_near_live_edge(states[3:])  # after hls.js has settled on the edge
+        assert await served(edge) > 2 * len(states)  # playlists and parts, through nginx
+        publisher.terminate()
+        nursery.cancel_scope.cancel()
 
 
 async def test_cli_renders_a_configuration_nginx_accepts(
