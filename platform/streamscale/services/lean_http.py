@@ -253,6 +253,11 @@ class HTTPServer:
             conns.cancel_scope.deadline = deadline + 1.0  # writes stuck past the grace
             log.info("%s draining %d connections", self.name, self.connections)
 
+    def drop_idle(self) -> None:
+        """Close every idle keep-alive connection now (a fault drill's "edge down")."""
+        for scope in self._idle:
+            scope.cancel()
+
     def _parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 

@@ -65,26 +65,36 @@ async def test_silent_upstream_is_a_504_after_the_hold_timeout(
 
 
 async def test_fault_down_refuses_and_none_restores(origin: CountingOrigin, edge: Edge) -> None:
-    kept = await RawClient.connect(edge.url)  # a keep-alive connection opened before
-    await kept.send_raw(get("/healthz"))
-    answer = await kept.response()
-    assert answer is not None and answer[0].status_code == 200 and answer[1] == b"ok\n"
+    feed = LiveFeeder(origin.registry)
+    feed.seconds(1.2)
+    idle = await RawClient.connect(edge.url)  # keep-alive connections opened before
+    busy = await RawClient.connect(edge.url)
+    for client in (idle, busy):
+        await client.send_raw(get("/healthz"))
+        answer = await client.response()
+        assert answer is not None and answer[0].status_code == 200 and answer[1] == b"ok\n"
+    pos = feed.hi.position
+    await busy.send_raw(get(f"/live/s1/hi/index.m3u8?_HLS_msn={pos.last_msn + 1}"))
+    await parked(edge, 1)
 
-    edge.set_fault("down")
-    fresh = await RawClient.connect(edge.url)
-    assert await fresh.closed()  # a new connection is closed at once
-    await kept.send_raw(get("/healthz"))
-    answer = await kept.response()
-    assert answer is not None and answer[0].status_code == 503
-    assert header(answer[0], b"connection") == b"close"
-    assert answer[1] == b"edge a1 is down (fault drill)\n"
-    assert await kept.closed()
+    edge.set_fault("down")  # as if killed
+    with trio.fail_after(5):
+        answer = await busy.response()  # the held request ends at once
+        assert answer is not None and answer[0].status_code == 503
+        assert answer[1] == b"edge a1 is down (fault drill)\n"
+        assert header(answer[0], b"connection") == b"close"
+        assert await busy.closed()
+        assert await idle.closed()  # the idle keep-alive connection is closed
+        fresh = await RawClient.connect(edge.url)
+        assert await fresh.closed()  # a new connection is closed at once
+    feed.parts(3)  # the origin answers the fetch: nothing is written to the gone viewer
 
     edge.set_fault(None)
     async with httpx.AsyncClient() as client:
         r = await client.get(f"{edge.url}/healthz")
-    assert r.status_code == 200
-    assert sum(origin.counts.values()) == 0
+        assert r.status_code == 200
+        r = await client.get(f"{edge.url}/live/s1/hi/index.m3u8?_HLS_msn={pos.last_msn + 1}")
+        assert r.status_code == 200  # held requests work again after the restore
 
 
 async def test_fault_blackhole_accepts_and_never_answers(

@@ -132,7 +132,10 @@ class EdgeRoutes:
                 await fetch.done.wait()
         finally:
             del fetch.waiters[request]
-        reply = _SHUTTING_DOWN if scope.cancelled_caught else fetch.reply
+        if scope.cancelled_caught:  # shutdown's grace ran out, or the edge went down
+            reply = self._down() if self.fault == "down" else _SHUTTING_DOWN
+        else:
+            reply = fetch.reply
         if stream_id and self.recorder is not None:
             body = reply.body if isinstance(reply, Ready) else reply[1]
             self.recorder.record(stream_id, rendition,
@@ -140,9 +143,12 @@ class EdgeRoutes:
                                  len(body) if request.method == b"GET" else 0)
         return reply
 
+    def _down(self) -> Reply:
+        return text_reply(503, f"edge {self.name} is down (fault drill)")
+
     async def _faulted(self, holds: Holds) -> Reply | None:
         if self.fault == "down":
-            return text_reply(503, f"edge {self.name} is down (fault drill)")
+            return self._down()
         with holds.hold(math.inf) as scope:  # blackhole: answer nothing until restored
             await self.restored.wait()
         return _SHUTTING_DOWN if scope.cancelled_caught else None
@@ -164,7 +170,8 @@ class EdgeRoutes:
         finally:
             if self._inflight.get(key) is fetch:
                 del self._inflight[key]
-            fetch.deliver()
+            if self.fault is None:  # a faulted edge answers its waiters itself
+                fetch.deliver()
             fetch.done.set()
 
     def _store(self, key: bytes, answer: Answer, stream_id: str, rendition: str) -> Reply:
@@ -218,7 +225,13 @@ class Edge:
         if fault == "blackhole" and routes.restored.is_set():
             routes.restored = trio.Event()
         routes.fault = fault
-        self._server.refusing = fault == "down"
+        server = self._server
+        server.refusing = fault == "down"
+        if fault == "down":  # as if killed: idle connections closed, held requests end
+            server.drop_idle()
+            server.holds.drain(trio.current_time())
+        elif not server.closing:
+            server.holds.drain_deadline = math.inf
         if fault != "blackhole":
             routes.restored.set()
         log.warning("edge %s fault: %s", self.name, fault or "cleared")
