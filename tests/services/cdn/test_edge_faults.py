@@ -100,19 +100,30 @@ async def test_fault_down_refuses_and_none_restores(origin: CountingOrigin, edge
 async def test_fault_blackhole_accepts_and_never_answers(
     origin: CountingOrigin, edge: Edge, autojump_clock: trio.testing.MockClock
 ) -> None:
-    LiveFeeder(origin.registry).seconds(1.2)
+    feed = LiveFeeder(origin.registry)
+    feed.seconds(1.2)
+    held = await RawClient.connect(edge.url)  # parked before the edge goes dark
+    await held.send_raw(get(f"/live/s1/hi/index.m3u8?_HLS_msn={feed.hi.position.last_msn + 1}"))
+    await parked(edge, 1)
     edge.set_fault("blackhole")
     client = await RawClient.connect(edge.url)  # the connection is accepted
     await client.send_raw(get("/healthz") + get("/live/s1/master.m3u8"))
+    feed.parts(3)  # the origin answers the held fetch: the edge stays silent
     with trio.move_on_after(30):  # mock time: nothing comes back however long we wait
         await client.response()
         raise AssertionError("a blackholed edge answered")
-    assert sum(origin.counts.values()) == 0
-    edge.set_fault(None)  # restored: the held requests go on
+    with trio.move_on_after(30):
+        await held.response()
+        raise AssertionError("a blackholed edge answered a held request")
+    assert sum(origin.counts.values()) == 1  # the held fetch only
+    edge.set_fault(None)  # restored: the requests go on
     first, second = await client.response(), await client.response()
     assert first is not None and first[0].status_code == 200
     assert second is not None and second[0].status_code == 200
-    await client.aclose()
+    answer = await held.response()
+    assert answer is not None and answer[0].status_code == 200
+    for raw in (client, held):
+        await raw.aclose()
     assert edge.fault is None
 
 

@@ -136,6 +136,10 @@ class EdgeRoutes:
             reply = self._down() if self.fault == "down" else _SHUTTING_DOWN
         else:
             reply = fetch.reply
+            if self.fault == "blackhole":  # went dark while this one waited: no answer
+                dark = await self._faulted(holds)
+                if dark is not None:
+                    return dark
         if stream_id and self.recorder is not None:
             body = reply.body if isinstance(reply, Ready) else reply[1]
             self.recorder.record(stream_id, rendition,
