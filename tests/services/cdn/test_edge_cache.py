@@ -13,6 +13,7 @@ import trio.testing
 from streamscale.services.cdn.edge import Edge
 from streamscale.services.lean_http import CORS, Head, Holds, Reply, Request, text_reply
 
+from ..origin.streams import RawClient
 from .conftest import CountingOrigin, open_counting_origin, open_edge
 
 MiB = 1024 * 1024
@@ -135,6 +136,11 @@ async def test_only_media_paths_go_upstream(scripted: CountingOrigin) -> None:
                      "/api/streams"):
             r = await client.get(f"{edge.url}{path}")
             assert r.status_code == 404 and r.text == "not found\n", path
+        raw = await RawClient.connect(edge.url)  # a non-ASCII target: h11 refuses it
+        await raw.send_raw(b"GET /live/s1/\xff/0.m4s HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await raw.response()
+        assert answer is not None and answer[0].status_code == 400
+        await raw.aclose()
         assert sum(scripted.counts.values()) == 0
 
 

@@ -67,7 +67,7 @@ def route(path: bytes) -> tuple[str, str] | None:
     """`/live/<stream>[/<rendition>]/<name>` -> (stream, rendition or "" for the master);
     `/vod/...` -> ("", ""); None for anything the edge does not forward."""
     parts = path.split(b"/")
-    if len(parts) < 4 or parts[0] or not _STREAM_RE.fullmatch(parts[2]):
+    if len(parts) < 4 or parts[0] or not _STREAM_RE.fullmatch(parts[2]) or not path.isascii():
         return None
     if parts[1] == b"vod":
         return "", ""
