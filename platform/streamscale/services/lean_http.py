@@ -23,6 +23,7 @@ included, via `Holds`) finish until the grace deadline, then cancel whatever is 
 
 from __future__ import annotations
 
+import contextvars
 import http
 import logging
 import math
@@ -187,6 +188,20 @@ class Limits:
     shutdown_grace_s: float = 5.0
 
 
+# The running connection's timer: a request that waits (a hold) or writes slowly gives it
+# the full response timeout then, so a request answered at once moves no deadline.
+_TIMER: contextvars.ContextVar[tuple[trio.CancelScope, float]] = contextvars.ContextVar(
+    "lean_http_timer")
+
+
+def _answer_time() -> None:
+    """Give the current connection's request its response timeout from now."""
+    current = _TIMER.get(None)
+    if current is not None:
+        timer, response_timeout_s = current
+        timer.deadline = max(timer.deadline, trio.current_time() + response_timeout_s)
+
+
 class Holds:
     """Deadlines for requests that wait (blocking reload, preload hint), shortened on drain."""
 
@@ -196,6 +211,7 @@ class Holds:
 
     @contextmanager
     def hold(self, deadline: float) -> Iterator[trio.CancelScope]:
+        _answer_time()  # the wait and the answer's writing
         scope = trio.CancelScope(deadline=min(deadline, self.drain_deadline))
         self._scopes.add(scope)
         try:
@@ -273,6 +289,7 @@ class HTTPServer:
         peer = _peer(stream)
         fd = stream.socket.fileno()
         timer = trio.CancelScope()
+        _TIMER.set((timer, self.limits.response_timeout_s))
         phase = _IDLE
         limits = self.limits
         pending, eof = b"", False  # bytes received and not yet parsed; peer finished
@@ -283,6 +300,7 @@ class HTTPServer:
                     header_deadline = math.inf
                     blank = BLANK_LINE.search(pending)
                     if blank is not None:  # pipelined: nothing awaited since the last answer
+                        timer.deadline = trio.current_time() + limits.idle_timeout_s
                         await trio.lowlevel.checkpoint()
                     while blank is None and not eof and len(pending) <= limits.max_header_bytes:
                         if pending:  # part of a request: the header clock runs
@@ -311,9 +329,10 @@ class HTTPServer:
                     if fast is not None:
                         pending = pending[head_end:]
                         method, target, headers, wants_close = fast
-                        # one deadline for answering and writing: holds end sooner (503)
+                        # The idle deadline stands while the handler answers at once; a
+                        # hold or a slow write moves it (_answer_time): no deadline moved
+                        # per request for hits.
                         phase = _ANSWERING
-                        timer.deadline = trio.current_time() + limits.response_timeout_s
                         reply, close = await self._handle(method, target, headers, peer,
                                                           wants_close, fd)
                         head_only = method == b"HEAD"
@@ -393,18 +412,17 @@ class HTTPServer:
     ) -> None:
         if isinstance(reply, _Delivered):
             if reply.unsent:
+                _answer_time()
                 await stream.send_all(reply.unsent)
             return
         if isinstance(reply, Ready):
             if close or head_only:
-                await _write(stream, reply.head_close if close else reply.head)
-                if not head_only:
-                    await stream.send_all(reply.body)
+                await _write(stream, reply.head_close if close else reply.head,
+                             b"" if head_only else reply.body)
             elif reply.whole:
                 await _write(stream, reply.whole)
             else:
-                await _write(stream, reply.head)
-                await stream.send_all(reply.body)
+                await _write(stream, reply.head, reply.body)
             return
         head, body = reply
         out = head.block
@@ -416,9 +434,7 @@ class HTTPServer:
         elif len(body) < _COALESCE_BYTES:
             out += body
             body = b""
-        await _write(stream, out)
-        if body:
-            await stream.send_all(body)
+        await _write(stream, out, body)
 
     async def _refuse(self, stream: trio.SocketStream, status: int, message: str) -> None:
         """Answer a request we cannot parse (or that came too slowly), then close."""
@@ -429,19 +445,25 @@ class HTTPServer:
             await self._send(stream, text_reply(status, message[:200]), close=True)
 
 
-async def _write(stream: trio.SocketStream, data: bytes) -> None:
-    """`send_all`, trying one plain non-blocking write first: an answer the socket takes
-    whole (nearly every one) costs one syscall and none of trio's send machinery. The
-    connection task still checkpoints once per request (its next receive, or explicitly
-    for a pipelined one)."""
+async def _write(stream: trio.SocketStream, head: bytes, body: bytes = b"") -> None:
+    """`send_all(head + body)` without the copy, trying one plain non-blocking write (or
+    writev) first: an answer the socket takes whole (nearly every one) costs one syscall
+    and none of trio's send machinery. The connection task still checkpoints once per
+    request (its next receive, or explicitly for a pipelined one)."""
     try:
-        written = os.write(stream.socket.fileno(), data)
+        fd = stream.socket.fileno()
+        written = os.writev(fd, (head, body)) if body else os.write(fd, head)
     except BlockingIOError:
         written = 0
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket write failed: {exc}") from exc
-    if written < len(data):
-        await stream.send_all(memoryview(data)[written:])
+    if written < len(head) + len(body):  # the socket is full: this may take a while
+        _answer_time()
+        if written < len(head):
+            await stream.send_all(memoryview(head)[written:])
+            written = len(head)
+        if written - len(head) < len(body):
+            await stream.send_all(memoryview(body)[written - len(head):])
 
 
 def _peer(stream: trio.SocketStream) -> str:

@@ -4,10 +4,16 @@ with) accepts only what h11 accepts, and reads it the same way; h11 gets the res
 from __future__ import annotations
 
 import h11
+import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamscale.services._http_head import BLANK_LINE, parse_head
+from streamscale.services.lean_http import Limits
+
+from ..origin.streams import LiveFeeder, RawClient, get
+from .conftest import open_counting_origin, open_edge, parked
 
 HLS_JS = (
     b"GET /live/s1/hi/index.m3u8?_HLS_msn=12&_HLS_part=2&CMCD=sid%3D%22abc%22 HTTP/1.1\r\n"
@@ -91,3 +97,27 @@ def test_fast_path_is_a_subset_of_h11(
     fast = parse(head)
     if fast is not None:
         assert fast == h11_read(head), head
+
+
+async def test_held_requests_outlive_the_idle_timeout_and_idle_ones_do_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The connection timer stays at the idle deadline while answers come at once; a
+    request that waits (a hold) gets the response timeout from when it starts waiting."""
+    limits = Limits(idle_timeout_s=2.0, response_timeout_s=60.0, shutdown_grace_s=0.5)
+    async with open_counting_origin() as origin, \
+            open_edge("a1", origin.url, limits=limits) as edge:
+        feed = LiveFeeder(origin.registry)
+        feed.seconds(1.2)
+        client = await RawClient.connect(edge.url)
+        await client.send_raw(get("/healthz"))
+        assert await client.response() is not None
+        await client.send_raw(get(f"/live/s1/hi/{feed.hi.position.last_msn + 1}.m4s"))
+        await parked(edge, 1)
+        await trio.sleep(2.5)  # mock time: past the idle timeout, within the origin's hold
+        feed.seconds(2.2)
+        answer = await client.response()
+        assert answer is not None and answer[0].status_code == 200
+        start = trio.current_time()
+        assert await client.closed()  # idle again: closed at the idle timeout
+        assert 2.0 <= trio.current_time() - start < 2.5
