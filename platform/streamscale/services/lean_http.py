@@ -15,8 +15,10 @@ holding an answer many requests wait for can write it to all of them in one pass
 (`Request.deliver`) instead of waking each waiter to write its own.
 
 Timeouts: an idle keep-alive connection is closed after `idle_timeout_s`; a request
-must be complete within `header_timeout_s` of its first byte; an answer not written
-within `response_timeout_s` (a held request included) drops the connection. Graceful
+must be complete within `header_timeout_s` of its first byte; a request that waits (a
+hold) or whose answer the socket cannot take at once must be answered within
+`response_timeout_s` of that moment, or the connection is dropped (one timer per
+connection, moved only then: an answer written at once moves no deadline). Graceful
 shutdown: stop accepting, close idle connections, let in-flight requests (blocking waits
 included, via `Holds`) finish until the grace deadline, then cancel whatever is left.
 """
