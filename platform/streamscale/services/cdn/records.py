@@ -134,11 +134,14 @@ class UsageRecorder:
         return batches
 
     async def run(self, send: Sender, *, interval_s: float, shutdown: trio.Event) -> None:
-        """Send a batch per stream every `interval_s` until `shutdown`, then a last one."""
-        while not shutdown.is_set():
+        """Send a batch per stream every `interval_s` until `shutdown`, then a last one
+        (also when `shutdown` was set before this started)."""
+        while True:
             with trio.move_on_after(interval_s):
                 await shutdown.wait()
             await self._send_all(send)
+            if shutdown.is_set():
+                return
 
     async def _send_all(self, send: Sender) -> None:
         for batch in self.take():

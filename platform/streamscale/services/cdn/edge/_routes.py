@@ -111,7 +111,7 @@ class EdgeRoutes:
         entry = self.cache.get(key, trio.current_time())
         if entry is not None:
             self.stats.hits += 1
-            if entry.stream_id and self.recorder is not None:
+            if entry.stream_id and self.recorder is not None and entry.reply.status < 300:
                 self.recorder.record(
                     entry.stream_id, entry.rendition,
                     session_id(target, request.headers, request.peer),
@@ -146,7 +146,8 @@ class EdgeRoutes:
                 dark = await self._faulted(holds)
                 if dark is not None:
                     return dark
-        if stream_id and self.recorder is not None:
+        status = reply.status if isinstance(reply, Ready) else reply[0].status
+        if stream_id and self.recorder is not None and status < 300:  # viewers, not 404 polls
             body = reply.body if isinstance(reply, Ready) else reply[1]
             self.recorder.record(stream_id, rendition,
                                  session_id(target, request.headers, request.peer),
