@@ -8,7 +8,6 @@ Nothing here sleeps to synchronise: tests wait for the events they assert on.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -31,6 +30,7 @@ from streamscale.backends.bus import (
     shard_for,
 )
 from streamscale.backends.bus._redis_queue import RedisConsumer
+from streamscale.testing.redis_keys import redis_key_prefix
 
 REDIS = "redis://127.0.0.1:6379/0"
 LEASE_S = 1.0  # Redis: a crashed worker's shards are taken over after this
@@ -53,15 +53,7 @@ def clock(bus_kind: str) -> MockClock | None:
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    prefix = f"test-bus-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis(host="127.0.0.1", port=6379, db=0)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    yield from redis_key_prefix("bus")
 
 
 @pytest.fixture

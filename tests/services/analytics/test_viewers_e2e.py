@@ -14,7 +14,6 @@ The API is polled (another service's progress, read over HTTP) with deadlines.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from urllib.parse import quote
 import httpx
 import m3u8
 import pytest
-import redis
 import trio
 
 from streamscale.backends.bus import open_bus
@@ -31,6 +29,7 @@ from streamscale.backends.storage import open_store
 from streamscale.config import CdnConfig, Config, EdgeConfig, MediaConfig
 from streamscale.services.cdn.records import RECORDS_QUEUE, UsageBatch, UsageRecorder
 from streamscale.testing import make_config, running_platform
+from streamscale.testing.redis_keys import redis_key_prefix
 
 from ..media.test_media_e2e import Live, _publish_live, _start
 
@@ -44,15 +43,7 @@ PLAYER_CADENCE_S = 0.25  # how often a simulated player fetches (its pace, not a
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    prefix = f"test-viewers-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis(host="127.0.0.1", port=6379, db=0)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    yield from redis_key_prefix("viewers")
 
 
 async def _caster(api: httpx.AsyncClient) -> dict[str, str]:

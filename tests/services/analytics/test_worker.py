@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import redis
 import trio
 
 from streamscale.backends.bus import Bus, open_bus
 from streamscale.backends.storage import SqlStore, Store, Stream, User, open_store
 from streamscale.services.analytics import AnalyticsWorker
 from streamscale.services.cdn.records import RECORDS_QUEUE, SessionUsage, UsageBatch
+from streamscale.testing.redis_keys import redis_key_prefix
 
 REDIS = "redis://127.0.0.1:6379/0"
 IDLE_S = 1.0
@@ -37,15 +37,7 @@ def bus_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    prefix = f"test-analytics-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis(host="127.0.0.1", port=6379, db=0)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    yield from redis_key_prefix("analytics")
 
 
 @pytest.fixture
