@@ -4,7 +4,6 @@ every playlist the edges served passes the strict parser."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import m3u8
 import pytest
 import trio
 
-from streamscale.config import CdnConfig, EdgeConfig, MediaConfig
+from streamscale.config import CdnConfig, EdgeConfig
 from streamscale.services.cdn.edge import Edge
-from streamscale.testing import make_config, running_platform
+from streamscale.testing import make_config
 from streamscale.testing.hls_validate import validate_all
 
 from ..media.test_media_e2e import (
@@ -25,6 +24,7 @@ from ..media.test_media_e2e import (
     _ffprobe,
     _publish_live,
     _start,
+    open_live,
 )
 
 pytestmark = pytest.mark.slow
@@ -37,18 +37,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         EdgeConfig(name="shield", cdn="a"),
         EdgeConfig(name="b1", cdn="b"),
     )))
-    config = dataclasses.replace(config, media=MediaConfig(
-        rtmp_port=0, reconnect_grace_s=0.5, ladder="source,360p,160p", segment_s=1.0,
-        part_s=0.25, key_check_s=0.25, skip_until_s=6.0))
-    async with running_platform(config, ("gateway", "media", "origin", "edge")) as platform:
-        base = platform.api_url.removesuffix("/api")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-            await api.post("/api/users/register", json={
-                "username": "caster", "email": "c@example.com", "password": "pass word 1"})
-            tokens = (await api.post("/api/users/login", json={
-                "login": "caster", "password": "pass word 1"})).json()
-            yield Live(platform, api, {"Authorization": f"Bearer {tokens['access_token']}"},
-                       platform.url("media", "rtmp"), platform.url("origin", "hls"))
+    async with open_live(config, ("gateway", "media", "origin", "edge")) as opened:
+        yield opened
 
 
 async def test_live_stream_through_edges_plays_and_validates(live: Live) -> None:

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import m3u8
 import pytest
 import trio
 
-from streamscale.config import MediaConfig
+from streamscale.config import Config, MediaConfig
 from streamscale.testing import RunningPlatform, make_config, running_platform
 from streamscale.testing.hls_validate import validate_all
 from streamscale.testing.rtmp_session import publish_session
@@ -41,11 +42,17 @@ class Live:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    config = make_config(tmp_path)
+    async with open_live(make_config(tmp_path), ("gateway", "media", "origin")) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_live(config: Config, services: tuple[str, ...]) -> AsyncIterator[Live]:
+    """`services` running with a short-segment ladder, and a signed-in caster."""
     config = dataclasses.replace(config, media=MediaConfig(
         rtmp_port=0, reconnect_grace_s=0.5, ladder="source,360p,160p", segment_s=1.0,
         part_s=0.25, key_check_s=0.25, skip_until_s=6.0))
-    async with running_platform(config, ("gateway", "media", "origin")) as platform:
+    async with running_platform(config, services) as platform:
         base = platform.api_url.removesuffix("/api")
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
             await api.post("/api/users/register", json={
