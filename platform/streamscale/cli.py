@@ -68,12 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _NOT_YET = {
     "load": "Locust load tests (roadmap item 6)",
-    "chaos": "chaos drills (roadmap item 6)",
     "report": "model-vs-real reports (roadmap item 6)",
 }
 
 
 def _delegate(command: str, argv: list[str]) -> int:
+    if command == "chaos":
+        from chaos.cli import main as chaos_main
+
+        return chaos_main(argv)
     if command in _NOT_YET:
         print(f"streamscale {command}: not built yet: {_NOT_YET[command]}", file=sys.stderr)
         return 2

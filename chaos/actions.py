@@ -1,0 +1,220 @@
+"""Actions and probes that drills name as Python providers (`"module": "chaos.actions"`).
+
+Each acts on the running `Drill` (`chaos.drill.current()`); arguments come from the
+experiment. Actions change the system or the world around it; probes only look.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from functools import partial
+from urllib.parse import urlsplit
+
+import trio
+
+from streamscale.testing.rtmp_client import ClientConnection
+from streamscale.testing.rtmp_session import RECEIVE_BYTES, _command
+
+from .drill import current
+from .players import PlayerPool
+
+log = logging.getLogger(__name__)
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+# -- the broadcast ----------------------------------------------------------------------
+
+async def start_stream(username: str = "caster", title: str = "chaos drill") -> str:
+    """Register and sign in a caster, start a stream; returns its id."""
+    drill = current()
+    password = "pass word 1"
+    await drill.api.post("/api/users/register", json={
+        "username": username, "email": f"{username}@example.com", "password": password})
+    login = await drill.api.post("/api/users/login", json={
+        "login": username, "password": password})
+    login.raise_for_status()
+    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    started = await drill.api.post("/api/streams/start", headers=auth,
+                                   json={"title": title, "category": "test"})
+    started.raise_for_status()
+    body = started.json()
+    drill.state.update(auth=auth, stream_id=body["stream"]["id"], key=body["stream_key"])
+    return str(body["stream"]["id"])
+
+
+async def stream_status() -> str:
+    drill = current()
+    r = await drill.api.get(f"/api/streams/{drill.state['stream_id']}")
+    return str(r.json()["status"])
+
+
+async def publish(name: str = "legit", seconds: float = 60.0, wait_live_s: float = 30.0
+                  ) -> str:
+    """ffmpeg publishes `seconds` of test pattern with the stream's current key, in the
+    background; returns once the stream is live."""
+    drill = current()
+    url = f"{drill.target.rtmp}/{drill.state['key']}"
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
+           "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+           "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", url]
+    process: trio.Process = await drill.nursery.start(partial(
+        trio.run_process, cmd, check=False, stderr=subprocess.DEVNULL))
+    drill.publishers[name] = process
+    await _until(_is_live, wait_live_s, f"the stream is not live {wait_live_s} s after "
+                 f"publisher {name} started")
+    return "live"
+
+
+async def publisher_running(name: str = "legit") -> bool:
+    process = current().publishers.get(name)
+    return process is not None and process.returncode is None
+
+
+async def publishers_running() -> int:
+    """How many of the drill's encoders are still broadcasting."""
+    return sum(p.returncode is None for p in current().publishers.values())
+
+
+async def wait_publisher_cut(name: str = "legit", within_s: float = 10.0) -> bool:
+    """Wait for publisher `name` to be disconnected (ffmpeg exits); True if it was."""
+    process = current().publishers[name]
+    with trio.move_on_after(within_s):
+        await process.wait()
+    return process.returncode is not None
+
+
+async def rotate_key() -> str:
+    """Rotate the stream key through the API (the response to a leak); keeps the leaked
+    one in state["leaked_key"]."""
+    drill = current()
+    r = await drill.api.post(f"/api/streams/{drill.state['stream_id']}/key",
+                             headers=drill.state["auth"])
+    r.raise_for_status()
+    drill.state["leaked_key"] = drill.state["key"]
+    drill.state["key"] = r.json()["stream_key"]
+    return "rotated"
+
+
+async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
+    """An RTMP publish with the leaked key (before any leak: a made-up one), or the
+    current key; returns "accepted" or "refused: <the server's reason>". The session is
+    closed either way."""
+    drill = current()
+    if key == "leaked":
+        stream_key = drill.state.get("leaked_key", "never-issued-key")
+    else:
+        stream_key = drill.state["key"]
+    parts = urlsplit(drill.target.rtmp)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 1935
+    client = ClientConnection()
+    with trio.fail_after(timeout_s):
+        async with await trio.open_tcp_stream(host, port) as stream:
+            await stream.send_all(client.initiate())
+            while not (c2 := client.data_to_send()):  # S0 S1 S2 in, C2 out
+                client.receive_data(await stream.receive_some(RECEIVE_BYTES))
+                client.next_event()  # moves the handshake on
+            await stream.send_all(c2)
+            await stream.send_all(client.connect("live", drill.target.rtmp))
+            await _command(stream, client, lambda c: c.name == "_result")
+            await stream.send_all(client.create_stream())
+            await _command(stream, client, lambda c: c.name == "_result")
+            await stream.send_all(client.publish(1, stream_key))
+            status = await _command(
+                stream, client, lambda c: (c.status_code or "").startswith("NetStream.Publish"))
+    if status.status_code == "NetStream.Publish.Start":
+        return "accepted"
+    info = status.args[0] if status.args else {}
+    reason = info.get("description") if isinstance(info, dict) else None
+    return f"refused: {reason or status.status_code}"
+
+
+# -- viewers ----------------------------------------------------------------------------
+
+async def start_players(count: int = 4, rendition: str = "160p") -> int:
+    """Players of the drill's stream over the CDN pathways (first: CDN a)."""
+    drill = current()
+    drill.players = PlayerPool(drill.pathways, drill.state["stream_id"], count,
+                               rendition=rendition)
+    await drill.nursery.start(drill.players.run)
+    return count
+
+
+async def players_with_parts(window_s: float = 3.0, wait_s: float = 0.0) -> int:
+    """How many players got at least one part in the last `window_s` (after `wait_s` of
+    watching, so a probe right after a change sees its effect)."""
+    if wait_s:
+        await trio.sleep(wait_s)  # the observation window itself, not synchronisation
+    players = current().players
+    return players.players_with_parts(window_s) if players else 0
+
+
+async def player_error_rate(window_s: float = 5.0) -> float:
+    players = current().players
+    return round(players.error_rate(window_s), 4) if players else 1.0
+
+
+async def players_on(pathway: str = "b") -> int:
+    players = current().players
+    return sum(p == pathway for p in players.current) if players else 0
+
+
+async def wait_all_players_on(pathway: str = "b", within_s: float = 15.0) -> int:
+    """Wait until every player fails over to `pathway`; returns how many are there."""
+    players = current().players
+    assert players is not None, "start_players first"
+    with trio.move_on_after(within_s):
+        while not all(p == pathway for p in players.current):  # noqa: ASYNC110
+            await trio.sleep(0.1)  # polls the players' own state as they fail over
+    return await players_on(pathway)
+
+
+# -- faults -----------------------------------------------------------------------------
+
+async def blackhole(proxy: str = "cdn-a") -> str:
+    current().proxies[proxy].blackhole = True
+    return f"{proxy} blackholed"
+
+
+async def add_latency(proxy: str = "cdn-a", latency_s: float = 0.5,
+                      jitter_s: float = 0.0) -> str:
+    p = current().proxies[proxy]
+    p.down.latency_s, p.down.jitter_s = latency_s, jitter_s
+    return f"{proxy}: +{latency_s} s"
+
+
+async def reset_connections(proxy: str = "cdn-a") -> str:
+    current().proxies[proxy].set_reset()
+    return f"{proxy} resetting"
+
+
+async def clear_faults() -> str:
+    """The rollback: every proxy back to a clean wire."""
+    for proxy in current().proxies.values():
+        proxy.clear()
+    return "cleared"
+
+
+async def stop_publishers() -> str:
+    drill = current()
+    for process in drill.publishers.values():
+        if process.returncode is None:
+            process.terminate()
+    return "stopped"
+
+
+async def _is_live() -> bool:
+    return await stream_status() == "live"
+
+
+async def _until(predicate: object, within_s: float, message: str) -> None:
+    assert callable(predicate)
+    with trio.move_on_after(within_s):
+        while not await predicate():  # noqa: ASYNC110 - polls the platform over HTTP
+            await trio.sleep(0.1)
+        return
+    raise RuntimeError(message)

@@ -1,0 +1,117 @@
+"""`streamscale chaos NAME`: run a drill (chaos/experiments/NAME.json, a scenario name with
+a drill, or a path to an experiment) on a platform started for it, or on a running one
+(`--target`), and write reports/NAME/chaos/journal.json and summary.txt."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .drill import Target, open_drill
+from .runner import (
+    ExperimentError,
+    Journal,
+    configuration,
+    load_experiment,
+    run_experiment,
+    write_journal,
+)
+from .runner import summary as journal_summary
+
+EXPERIMENTS = Path(__file__).parent / "experiments"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamscale chaos", description=__doc__)
+    p.add_argument("name", help="drill name (" + ", ".join(available()) +
+                   ") or path to a Chaos Toolkit experiment (.json)")
+    p.add_argument("--short", action="store_true", help="the CI-short version (< 1 min)")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a configuration value (JSON value or string)")
+    p.add_argument("--target", help="a running platform's web base URL (default: start one)")
+    p.add_argument("--rtmp", help="with --target: the RTMP ingest URL, e.g. "
+                   "rtmp://127.0.0.1:1935/live")
+    p.add_argument("--cdn", action="append", default=[], metavar="PATHWAY=URL",
+                   help="with --target: a CDN pathway's edge base URL (repeat: a=..., b=...)")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder")
+    return p
+
+
+def available() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS.glob("*.json"))
+
+
+def resolve(name: str) -> Path:
+    path = Path(name)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ExperimentError(f"no experiment file {path}")
+        return path
+    candidate = EXPERIMENTS / f"{name}.json"
+    if not candidate.is_file():
+        raise ExperimentError(f"no drill named {name!r}; drills: {', '.join(available())}")
+    return candidate
+
+
+def _target(args: argparse.Namespace) -> Target | None:
+    if not args.target:
+        if args.rtmp or args.cdn:
+            raise ExperimentError("--rtmp and --cdn go with --target")
+        return None
+    if not args.rtmp or not args.cdn:
+        raise ExperimentError("--target needs --rtmp and at least one --cdn PATHWAY=URL")
+    cdns = {}
+    for item in args.cdn:
+        pathway, sep, url = item.partition("=")
+        if not sep or not url.startswith("http"):
+            raise ExperimentError(f"--cdn {item!r}: expected PATHWAY=http://host:port")
+        cdns[pathway] = url.rstrip("/")
+    return Target(args.target.rstrip("/"), args.rtmp.rstrip("/"), cdns)
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ExperimentError(f"--var {item!r}: expected NAME=VALUE")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+async def drill(experiment: dict[str, Any], config: dict[str, Any],
+                target: Target | None = None) -> Journal:
+    """Run `experiment` with a Drill (on `target`, or a platform started for it)."""
+    async with open_drill(target) as _:
+        return await run_experiment(experiment, config=config)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "streamscale", "alembic", "hypercorn"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        path = resolve(args.name)
+        experiment = load_experiment(path)
+        config = configuration(experiment, short=args.short,
+                               overrides=_overrides(args.var))
+        target = _target(args)
+    except ExperimentError as exc:
+        print(f"streamscale chaos: {exc}", file=sys.stderr)
+        return 2
+    journal = trio.run(drill, experiment, config, target)
+    out = write_journal(journal, args.reports / path.stem / "chaos")
+    print(journal_summary(journal))
+    print(f"journal: {out}")
+    return 0 if journal["status"] == "completed" else 1

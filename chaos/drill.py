@@ -1,0 +1,123 @@
+"""What a drill's actions and probes act on: the platform's addresses, the fault proxies
+in front of its CDN pathways, the publishers and players the drill started, and a nursery
+for background work. One `Drill` per run, reachable from providers by `current()`.
+
+`open_drill` starts the platform in-process (gateway, media, origin, edge with one edge on
+CDN a and one on CDN b, short segments) or targets a running one, and puts a TCP fault
+proxy in front of each CDN pathway, so players reach CDN a through `proxies["cdn-a"]`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+
+from .players import PlayerPool
+from .proxy import FaultProxy, open_proxy
+
+log = logging.getLogger(__name__)
+
+_CURRENT: contextvars.ContextVar[Drill] = contextvars.ContextVar("chaos_drill")
+SERVICES = ("gateway", "media", "origin", "edge")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the platform answers: the gateway's base URL, RTMP ingest, CDN pathways."""
+
+    web: str  # e.g. http://127.0.0.1:8080 (the API is under /api)
+    rtmp: str  # e.g. rtmp://127.0.0.1:1935/live
+    cdns: dict[str, str]  # pathway name -> edge base URL
+
+
+@dataclass
+class Drill:
+    target: Target
+    nursery: trio.Nursery
+    api: httpx.AsyncClient
+    proxies: dict[str, FaultProxy] = field(default_factory=dict)  # "cdn-a" -> proxy
+    players: PlayerPool | None = None
+    publishers: dict[str, trio.Process] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # stream id, keys, tokens
+    platform: Any = None  # the in-process RunningPlatform, if the drill started one
+
+    @property
+    def pathways(self) -> dict[str, str]:
+        """CDN pathways as players reach them: through each CDN's fault proxy."""
+        return {name: f"http://{self.proxies[f'cdn-{name}'].address}"
+                for name in self.target.cdns}
+
+
+def current() -> Drill:
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise RuntimeError("no drill is running (chaos.drill.open_drill)") from None
+
+
+@asynccontextmanager
+async def open_drill(target: Target | None = None, *, data_dir: Path | None = None
+                     ) -> AsyncIterator[Drill]:
+    """A Drill on `target`, or on a platform started here for the drill's length. The
+    drill's background work (players, publishers) stops before the platform does."""
+    if target is not None:
+        async with _drill(target) as drill:
+            yield drill
+    else:
+        async with _platform(data_dir) as (platform, started), _drill(started) as drill:
+            drill.platform = platform
+            yield drill
+
+
+@asynccontextmanager
+async def _drill(target: Target) -> AsyncIterator[Drill]:
+    async with trio.open_nursery() as nursery, \
+            httpx.AsyncClient(base_url=target.web, timeout=30) as api:
+        drill = Drill(target, nursery, api)
+        for name, url in target.cdns.items():
+            parts = urlsplit(url)
+            drill.proxies[f"cdn-{name}"] = await open_proxy(
+                nursery, parts.hostname or "127.0.0.1", parts.port or 80)
+        token = _CURRENT.set(drill)
+        try:
+            yield drill
+        finally:
+            _CURRENT.reset(token)
+            for process in drill.publishers.values():
+                if process.returncode is None:
+                    process.kill()
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _platform(data_dir: Path | None) -> AsyncIterator[tuple[Any, Target]]:
+    from streamscale.config import CdnConfig, EdgeConfig, MediaConfig
+    from streamscale.testing import make_config, running_platform
+
+    with tempfile.TemporaryDirectory(prefix="streamscale-chaos-") as tmp:
+        config = make_config(data_dir or Path(tmp), cdn=CdnConfig(edges=(
+            EdgeConfig(name="a1", cdn="a"), EdgeConfig(name="b1", cdn="b"))))
+        config = dataclasses.replace(config, media=MediaConfig(
+            rtmp_port=0, reconnect_grace_s=5.0, ladder="source,160p", segment_s=1.0,
+            part_s=0.25, key_check_s=0.25))
+        async with running_platform(config, SERVICES) as platform:
+            edges = platform.handle("edge", "edges")
+            assert isinstance(edges, dict)
+            target = Target(
+                web=platform.api_url.removesuffix("/api"),
+                rtmp=platform.url("media", "rtmp"),
+                cdns={edge.cdn: edge.url for edge in edges.values()},
+            )
+            log.info("drill platform: %s", target)
+            yield platform, target

@@ -1,0 +1,49 @@
+"""The CI-short drills on a real platform (gateway, media, origin, edge; ffmpeg
+publishing; HTTP players through the CDN fault proxies): each passes on its hypothesis,
+and its journal says what happened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaos import cli as chaos_cli
+from chaos.runner import configuration, load_experiment
+from streamscale.cli import main as streamscale_main
+
+pytestmark = pytest.mark.slow
+
+
+def test_cdn_outage_players_fail_over_to_cdn_b(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # through the real command: starts the platform, writes reports/<name>/chaos/
+    code = streamscale_main(["chaos", "cdn_outage", "--short", "--reports", str(tmp_path)])
+    journal = json.loads((tmp_path / "cdn_outage" / "chaos" / "journal.json").read_text())
+    assert code == 0, journal
+    assert journal["status"] == "completed" and not journal["deviated"]
+    players = journal["configuration"]["players"]
+    run = {r["activity"]["name"]: r for r in journal["run"]}
+    assert run["blackhole-cdn-a"]["status"] == "succeeded"
+    assert run["players-failed-over-to-cdn-b"]["output"] == players
+    after = {p["activity"]["name"]: p["output"]
+             for p in journal["steady_states"]["after"]["probes"]}
+    assert after["every-player-got-parts-recently"] == players  # during the outage
+    assert [r["status"] for r in journal["rollbacks"]] == ["succeeded", "succeeded"]
+    assert "completed" in (tmp_path / "cdn_outage" / "chaos" / "summary.txt").read_text()
+    assert "steady state after: met" in capsys.readouterr().out
+
+
+async def test_security_breach_leaked_key_refused_after_rotation() -> None:
+    experiment = load_experiment(chaos_cli.resolve("security_breach"))
+    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["session-on-the-old-key-is-cut"] is True
+    assert run["attacker-publishes-with-the-leaked-key"] == (
+        "refused: unknown or revoked stream key")
+    assert run["caster-reconnects-with-the-new-key"] == "live"
+    after = {p["activity"]["name"]: p["output"]
+             for p in journal["steady_states"]["after"]["probes"]}
+    assert after["stream-is-live"] == "live" and after["one-encoder-broadcasting"] == 1
