@@ -67,12 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _NOT_YET = {
-    "load": "Locust load tests (roadmap item 6)",
     "report": "model-vs-real reports (roadmap item 6)",
 }
 
 
 def _delegate(command: str, argv: list[str]) -> int:
+    if command == "load":
+        from loadtest.run import main as load_main
+
+        return load_main(argv)
     if command == "chaos":
         from chaos.cli import main as chaos_main
 
