@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
+from sim import calibration
 from sim.estimate import estimate, format_table
 from sim.scenario import ScenarioError, load_scenario
 
@@ -36,6 +38,9 @@ def sim_main(argv: list[str]) -> int:
     ap.add_argument("--no-variants", action="store_true", help="only the scenario as given")
     ap.add_argument("--fail-on-slo", action="store_true",
                     help="exit 1 when the scenario as given misses an SLO")
+    ap.add_argument("--costs", default=None, metavar="PATH|reference",
+                    help="cost table from `streamscale calibrate` (reference: the committed "
+                         "reports/calibration/costs.json); default: the schema's assumed costs")
     args = ap.parse_args(argv)
     from sim.report import write_report
     from sim.runner import run_all, verdict_table, with_overrides
@@ -44,7 +49,10 @@ def sim_main(argv: list[str]) -> int:
         sc = load_scenario(args.scenario)
         sc = with_overrides(sc, duration_s=args.duration_s, replications=args.replications,
                             seed=args.seed)
-    except ScenarioError as exc:
+        table = calibration.load(calibration.REFERENCE_PATH if args.costs == "reference"
+                                 else args.costs) if args.costs else None
+        sc = calibration.apply_costs(sc, table) if table else sc
+    except (ScenarioError, calibration.CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.no_variants:
@@ -56,6 +64,10 @@ def sim_main(argv: list[str]) -> int:
     wall = time.perf_counter() - t0
     print(verdict_table(runs))
     path = write_report(runs, args.out)
+    provenance = calibration.cost_provenance(sc, table)
+    if table is not None:  # beside result.json: which costs were measured here, when, where
+        (path.parent / "costs.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print("\n" + calibration.format_provenance(provenance))
     events = sum(r.events for r in runs)
     print(f"\n{events:,} SimPy events in {wall:.1f} s; report: {path}")
     return 1 if args.fail_on_slo and not runs[0].passed else 0

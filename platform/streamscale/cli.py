@@ -1,4 +1,5 @@
-"""The `streamscale` command: up | admin | cdn | estimate | sim | load | chaos | report."""
+"""The `streamscale` command: up | admin | cdn | estimate | sim | calibrate | load | chaos |
+report."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         ("load", "run a Locust load test against the real platform"),
         ("chaos", "run a chaos drill against the real platform"),
         ("report", "overlay model and real-run results"),
+        ("calibrate", "measure the model's cost parameters on this machine"),
     ]:
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
@@ -52,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["calibrate"]:  # REMAINDER would not pass on leading options (--quick)
+        return _calibrate(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "up":
@@ -90,6 +95,22 @@ def _delegate(command: str, argv: list[str]) -> int:
         return 2
     entry = sim_cli.estimate_main if command == "estimate" else sim_cli.sim_main
     result: int = entry(argv)
+    return result
+
+
+def _calibrate(argv: list[str]) -> int:
+    """Runs bench/_calibrate.py: the platform's own benches, so a source checkout only."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "_calibrate.py"
+    spec = importlib.util.spec_from_file_location("streamscale_calibrate", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        print(f"streamscale calibrate: needs a source checkout ({path} not found)",
+              file=sys.stderr)
+        return 2
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result: int = module.main(argv)
     return result
 
 
