@@ -25,6 +25,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "STREAMSCALE_MEDIA__RTMP_PORT": "0",
         "STREAMSCALE_ORIGIN__PORT": "0",
         "STREAMSCALE_CHAT__PORT": "0",
+        "STREAMSCALE_CDN__EDGES": '[{"name": "a1", "cdn": "a"}, {"name": "b1", "cdn": "b"}]',
         "STREAMSCALE_AUTH__PASSWORD_MEMORY_KIB": "8192",
         "STREAMSCALE_AUTH__PASSWORD_TIME_COST": "1",
         **extra,
@@ -37,10 +38,12 @@ async def streamscale_up(
     tmp_path: Path, *args: str, command: tuple[str, ...] = (STREAMSCALE,)
 ) -> AsyncIterator[tuple[trio.Process, dict[str, str], list[str]]]:
     """Start `streamscale up`, wait for its printed URLs, yield (process, urls, lines)."""
-    proc = await trio.lowlevel.open_process(
-        [*command, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    errors = tmp_path / "up.stderr"
+    with errors.open("wb") as stderr:  # the child keeps its own copy of the descriptor
+        proc = await trio.lowlevel.open_process(
+            [*command, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
     assert proc.stdout is not None
     lines: list[str] = []
     urls: dict[str, str] = {}
@@ -49,7 +52,8 @@ async def streamscale_up(
         with trio.fail_after(30):
             while not lines or not lines[-1].startswith("streamscale: ready"):
                 chunk = await proc.stdout.receive_some()
-                assert chunk, f"streamscale up exited early: {lines}"
+                assert chunk, (f"streamscale up exited early: {lines}\n"
+                               f"{errors.read_text(errors='replace')[-3000:]}")
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
                 for raw in complete:
