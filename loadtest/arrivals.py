@@ -109,8 +109,14 @@ class ArrivalPlan:
                 out.append(Arrival(t, session_s))
 
     def slots(self) -> int:
-        """Locust users to hold the plan: peak concurrency with headroom for late joins."""
-        return max(2, math.ceil(self.peak_viewers() * 1.5) + 2)
+        """Locust users to hold the plan: peak concurrency plus Poisson headroom."""
+        return slots_for(self.peak_viewers())
+
+
+def slots_for(viewers: float) -> int:
+    """Player slots for `viewers` concurrent sessions: Poisson arrivals overshoot the
+    mean (about +3 standard deviations, sqrt(N)), and a slot is busy for a whole session."""
+    return max(2, math.ceil(1.2 * (viewers + 3 * math.sqrt(viewers))) + 2)
 
 
 @dataclass(frozen=True)

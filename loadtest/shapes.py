@@ -14,17 +14,17 @@ latency, which are measured against the media clock (PROGRAM-DATE-TIME), not aga
 its own requests.
 
 `StreamscaleShape` sizes the slots from the plan: enough for the concurrency expected over
-the next `LOOKAHEAD_S` with 50% headroom (never fewer than before: stopping a slot would cut a
-session short), plus the fixed chat, API and streamer users; it stops the run at its
-duration.
+the next `LOOKAHEAD_S` plus Poisson headroom (`slots_for`), never fewer than before
+(stopping a slot would cut a session short), plus the fixed chat, API and streamer users;
+it stops the run at its duration. A slot claims a join only when it is due, so idle slots
+are free for whichever join comes next.
 """
 
 from __future__ import annotations
 
-import math
-
 from locust import LoadTestShape
 
+from .arrivals import slots_for
 from .users._common import plan, settings
 
 LOOKAHEAD_S = 10.0
@@ -42,6 +42,6 @@ class StreamscaleShape(LoadTestShape):
         if run_s >= s.duration_s:
             return None
         ahead = max(p.viewers(run_s + dt) for dt in (0.0, LOOKAHEAD_S / 2, LOOKAHEAD_S))
-        self.slots = max(self.slots, math.ceil(ahead * 1.5) + 2)
+        self.slots = max(self.slots, slots_for(ahead))
         fixed = s.chat_users + s.api_users + s.streamers
         return self.slots + fixed, SPAWN_RATE_PER_S

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ from sim.scenario import load_scenario
 from ..arrivals import Arrival, ArrivalPlan
 from ..settings import LoadSettings
 
+LEAD_S = 0.02  # a slot claims a join this long before it is due
 METRIC = "metric"  # request_type of experience figures (response_time carries ms)
 
 
@@ -31,25 +31,29 @@ def plan() -> ArrivalPlan:
 
 @dataclass
 class Schedule:
-    """The run's joins, handed out in order to whichever player slot is free.
+    """The run's joins, handed to whichever player slot is free when each one is due.
 
-    `start_s` is set once, when the first slot asks (the test has started).
+    A slot claims a join only when it is due (within `LEAD_S`), so idle slots are never
+    tied up waiting for future joins. `start_s` is set once, when the first slot asks.
     """
 
     arrivals: list[Arrival]
     start_s: float | None = None
     next_index: int = 0
-    taken: list[float] = field(default_factory=list)
 
-    def take(self) -> tuple[float, Arrival] | None:
-        """(scheduled wall time on time.monotonic, arrival), or None once all are taken."""
+    def take_due(self, now_s: float) -> tuple[float, Arrival] | float | None:
+        """(scheduled time on time.monotonic, arrival) if one is due; else seconds until
+        the next is; None once every join is taken."""
         if self.start_s is None:
-            self.start_s = time.monotonic()
+            self.start_s = now_s
         if self.next_index >= len(self.arrivals):
             return None
         arrival = self.arrivals[self.next_index]
+        due_s = self.start_s + arrival.at_s
+        if due_s - now_s > LEAD_S:
+            return due_s - now_s - LEAD_S
         self.next_index += 1
-        return self.start_s + arrival.at_s, arrival
+        return due_s, arrival
 
 
 @cache

@@ -72,9 +72,12 @@ class HlsPlayer(FastHttpUser):
 
     @task
     def session(self) -> None:
-        taken = schedule().take()
+        taken = schedule().take_due(time.monotonic())
         if taken is None:  # every join of the run is spoken for: idle until the stop
             gevent.sleep(1.0)
+            return
+        if isinstance(taken, float):  # none due yet: look again (a free slot, not a claim)
+            gevent.sleep(min(taken, 0.05))
             return
         scheduled_s, arrival = taken
         delay_s = scheduled_s - time.monotonic()
