@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _platform_config(data_dir: Path) -> Config:
+def platform_config(data_dir: Path) -> Config:
     base = load_config(None)
     return dataclasses.replace(
         base, data_dir=data_dir,
@@ -147,7 +147,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario, scale: 
         from streamscale.testing import running_platform
 
         with tempfile.TemporaryDirectory(prefix="streamscale-load-") as data_dir:
-            async with running_platform(_platform_config(Path(data_dir)), SERVICES) as p:
+            async with running_platform(platform_config(Path(data_dir)), SERVICES) as p:
                 urls = _Urls(p.api_url, p.url("chat", "ws") if _has(p, "chat", "ws")
                              else "", p.url("media", "rtmp"))
                 return await _drive(args, path, scenario, scale, plan, out, chat_users, urls)

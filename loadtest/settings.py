@@ -28,6 +28,7 @@ class LoadSettings:
     api_users: int = 0
     streamers: int = 0
     password: str = "load pass word 1"  # of the accounts the users register
+    fixed_players: int = 0  # benches: this many join in the first second, watch to the end
 
     def to_env(self) -> dict[str, str]:
         return {ENV: json.dumps(asdict(self))}

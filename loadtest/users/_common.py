@@ -58,7 +58,11 @@ class Schedule:
 
 @cache
 def schedule() -> Schedule:
-    return Schedule(plan().schedule(settings().seed))
+    s = settings()
+    if s.fixed_players:  # a closed population for generator benches (bench/players.py)
+        return Schedule([Arrival(i / s.fixed_players, s.duration_s + 60)
+                         for i in range(s.fixed_players)])
+    return Schedule(plan().schedule(s.seed))
 
 
 def metric(environment: Environment, name: str, value_s: float,
