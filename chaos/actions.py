@@ -17,6 +17,7 @@ import trio
 from streamscale.testing.rtmp_client import ClientConnection
 from streamscale.testing.rtmp_session import RECEIVE_BYTES, _command
 
+from .ctk import provider
 from .drill import current
 from .players import PlayerPool
 
@@ -27,6 +28,7 @@ FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
 # -- the broadcast ----------------------------------------------------------------------
 
+@provider
 async def start_stream(username: str = "caster", title: str = "chaos drill") -> str:
     """Register and sign in a caster, start a stream; returns its id."""
     drill = current()
@@ -45,41 +47,54 @@ async def start_stream(username: str = "caster", title: str = "chaos drill") -> 
     return str(body["stream"]["id"])
 
 
+@provider
 async def stream_status() -> str:
     drill = current()
     r = await drill.api.get(f"/api/streams/{drill.state['stream_id']}")
     return str(r.json()["status"])
 
 
+@provider
 async def publish(name: str = "legit", seconds: float = 60.0, wait_live_s: float = 30.0
                   ) -> str:
     """ffmpeg publishes `seconds` of test pattern with the stream's current key, in the
     background; returns once the stream is live."""
     drill = current()
     url = f"{drill.target.rtmp}/{drill.state['key']}"
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-           "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
+           "-t", str(float(seconds)), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
            "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", url]
     process: trio.Process = await drill.nursery.start(partial(
-        trio.run_process, cmd, check=False, stderr=subprocess.DEVNULL))
+        trio.run_process, cmd, check=False, stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL))
     drill.publishers[name] = process
-    await _until(_is_live, wait_live_s, f"the stream is not live {wait_live_s} s after "
-                 f"publisher {name} started")
+
+    async def live_or_exited() -> bool:
+        if process.returncode is not None:
+            raise RuntimeError(f"ffmpeg ({name}) exited with {process.returncode} before "
+                               "the stream was live")
+        return await _is_live()
+
+    await _until(live_or_exited, wait_live_s, f"the stream is not live {wait_live_s} s "
+                 f"after publisher {name} started")
     return "live"
 
 
+@provider
 async def publisher_running(name: str = "legit") -> bool:
     process = current().publishers.get(name)
     return process is not None and process.returncode is None
 
 
+@provider
 async def publishers_running() -> int:
     """How many of the drill's encoders are still broadcasting."""
     return sum(p.returncode is None for p in current().publishers.values())
 
 
+@provider
 async def wait_publisher_cut(name: str = "legit", within_s: float = 10.0) -> bool:
     """Wait for publisher `name` to be disconnected (ffmpeg exits); True if it was."""
     process = current().publishers[name]
@@ -88,6 +103,7 @@ async def wait_publisher_cut(name: str = "legit", within_s: float = 10.0) -> boo
     return process.returncode is not None
 
 
+@provider
 async def rotate_key() -> str:
     """Rotate the stream key through the API (the response to a leak); keeps the leaked
     one in state["leaked_key"]."""
@@ -100,6 +116,7 @@ async def rotate_key() -> str:
     return "rotated"
 
 
+@provider
 async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
     """An RTMP publish with the leaked key (before any leak: a made-up one), or the
     current key; returns "accepted" or "refused: <the server's reason>". The session is
@@ -135,6 +152,7 @@ async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
 
 # -- viewers ----------------------------------------------------------------------------
 
+@provider
 async def start_players(count: int = 4, rendition: str = "160p") -> int:
     """Players of the drill's stream over the CDN pathways (first: CDN a)."""
     drill = current()
@@ -144,6 +162,7 @@ async def start_players(count: int = 4, rendition: str = "160p") -> int:
     return count
 
 
+@provider
 async def players_with_parts(window_s: float = 3.0, wait_s: float = 0.0) -> int:
     """How many players got at least one part in the last `window_s` (after `wait_s` of
     watching, so a probe right after a change sees its effect)."""
@@ -153,16 +172,19 @@ async def players_with_parts(window_s: float = 3.0, wait_s: float = 0.0) -> int:
     return players.players_with_parts(window_s) if players else 0
 
 
+@provider
 async def player_error_rate(window_s: float = 5.0) -> float:
     players = current().players
     return round(players.error_rate(window_s), 4) if players else 1.0
 
 
+@provider
 async def players_on(pathway: str = "b") -> int:
     players = current().players
     return sum(p == pathway for p in players.current) if players else 0
 
 
+@provider
 async def wait_all_players_on(pathway: str = "b", within_s: float = 15.0) -> int:
     """Wait until every player fails over to `pathway`; returns how many are there."""
     players = current().players
@@ -175,11 +197,13 @@ async def wait_all_players_on(pathway: str = "b", within_s: float = 15.0) -> int
 
 # -- faults -----------------------------------------------------------------------------
 
+@provider
 async def blackhole(proxy: str = "cdn-a") -> str:
     current().proxies[proxy].blackhole = True
     return f"{proxy} blackholed"
 
 
+@provider
 async def add_latency(proxy: str = "cdn-a", latency_s: float = 0.5,
                       jitter_s: float = 0.0) -> str:
     p = current().proxies[proxy]
@@ -187,11 +211,13 @@ async def add_latency(proxy: str = "cdn-a", latency_s: float = 0.5,
     return f"{proxy}: +{latency_s} s"
 
 
+@provider
 async def reset_connections(proxy: str = "cdn-a") -> str:
     current().proxies[proxy].set_reset()
     return f"{proxy} resetting"
 
 
+@provider
 async def clear_faults() -> str:
     """The rollback: every proxy back to a clean wire."""
     for proxy in current().proxies.values():
@@ -199,6 +225,7 @@ async def clear_faults() -> str:
     return "cleared"
 
 
+@provider
 async def stop_publishers() -> str:
     drill = current()
     for process in drill.publishers.values():

@@ -59,10 +59,15 @@ class Drill:
                 for name in self.target.cdns}
 
 
+_OPEN: list[Drill] = []  # for calls from outside the drill's tasks (chaos.ctk)
+
+
 def current() -> Drill:
     try:
         return _CURRENT.get()
     except LookupError:
+        if _OPEN:
+            return _OPEN[-1]
         raise RuntimeError("no drill is running (chaos.drill.open_drill)") from None
 
 
@@ -90,9 +95,11 @@ async def _drill(target: Target) -> AsyncIterator[Drill]:
             drill.proxies[f"cdn-{name}"] = await open_proxy(
                 nursery, parts.hostname or "127.0.0.1", parts.port or 80)
         token = _CURRENT.set(drill)
+        _OPEN.append(drill)
         try:
             yield drill
         finally:
+            _OPEN.remove(drill)
             _CURRENT.reset(token)
             for process in drill.publishers.values():
                 if process.returncode is None:

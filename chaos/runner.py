@@ -11,8 +11,10 @@ them): `{"name": "streamscale", "short": {...}, "setup": [...]}`: configuration 
 for the CI-short version of a drill, and activities that set the scene (a live stream,
 players) before the first hypothesis check; recorded in the journal under "setup".
 
-Why not Chaos Toolkit's own `chaos run`: its providers are called synchronously in its
-own process, while drills act on the in-process platform and proxies (trio tasks).
+Chaos Toolkit's own `chaos run` runs the same files too (the `chaos.ctk` control hosts
+the drill on a trio loop in a thread; the providers are sync-callable through it). This
+runner exists so that `streamscale chaos` runs on trio in one process, with the setup and
+short-version extensions, and needs no extra installed.
 """
 
 from __future__ import annotations

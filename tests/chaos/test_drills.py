@@ -5,9 +5,11 @@ and its journal says what happened."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from chaos import cli as chaos_cli
 from chaos.runner import configuration, load_experiment
@@ -47,3 +49,24 @@ async def test_security_breach_leaked_key_refused_after_rotation() -> None:
     after = {p["activity"]["name"]: p["output"]
              for p in journal["steady_states"]["after"]["probes"]}
     assert after["stream-is-live"] == "live" and after["one-encoder-broadcasting"] == 1
+
+
+async def test_chaos_toolkit_runs_the_same_experiment(tmp_path: Path) -> None:
+    """Chaos Toolkit's own `chaos run` (the chaos.ctk control hosts the drill)."""
+    chaos_bin = Path(sys.executable).parent / "chaos"
+    experiment_path = chaos_cli.resolve("security_breach")
+    short = configuration(load_experiment(experiment_path), short=True)
+    var_file = tmp_path / "short.json"
+    var_file.write_text(json.dumps({"configuration": short}))
+    result = await trio.run_process(
+        [str(chaos_bin), "--no-log-file", "run", "--rollback-strategy", "always",
+         "--journal-path", str(tmp_path / "journal.json"), "--var-file", str(var_file),
+         str(experiment_path)],
+        cwd=tmp_path, capture_stdout=True, capture_stderr=True, check=False)
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "completed", result.stderr.decode()[-3000:]
+    assert journal["chaoslib-version"]  # written by Chaos Toolkit itself
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["attacker-publishes-with-the-leaked-key"] == (
+        "refused: unknown or revoked stream key")
+    assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
