@@ -198,58 +198,73 @@ def api_request(quick: bool) -> cal.Measurement:
                f"server CPU / requests; {rounds} rounds of {seconds:g} s")
 
 
-def chat_delivery(quick: bool) -> cal.Measurement:
+def _chat_run(readers: int, rate: float, seconds: float) -> tuple[float, int]:
+    """(server CPU s from the first post to the load's result, deliveries counted) for one
+    run of the platform's chat with `readers` in one room and `rate` msgs/s posted."""
     import chat_fanout as cf
 
+    with tempfile.TemporaryDirectory(prefix="streamscale-calibrate-chat-") as tmp:
+        srv = subprocess.Popen([*cf.pin(SERVER_CORE), sys.executable, cf.__file__, "--role",
+                                "server", "--data-dir", tmp], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=cf._fd_limit_child)
+        try:
+            assert srv.stdout is not None
+            urls = json.loads(srv.stdout.readline())
+            host, port = urls["ws"].split("//")[1].split("/")[0].split(":")
+            posters = max(1, int(rate / cf.POSTS_PER_USER_PER_S) + 1)
+            room, tokens = cf.sign_up(urls["api"], posters)
+            spec = Path(tmp) / "spec.json"
+            spec.write_text(json.dumps({
+                "host": host, "port": int(port), "room": room, "readers": readers,
+                "tokens": tokens, "rate_per_s": rate, "seconds": seconds, "drain_s": 3}))
+            load = subprocess.Popen([*cf.pin(LOAD_CORE), sys.executable, cf.__file__,
+                                     "--role", "load", "--spec", str(spec)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True)
+            assert load.stdout is not None
+            cpu0 = cpu = 0.0
+            result: dict[str, float] = {}
+            for line in load.stdout:
+                if line.startswith("POSTING"):
+                    cpu0 = hb.cpu_s(srv.pid)
+                elif line.startswith("{"):
+                    cpu = hb.cpu_s(srv.pid) - cpu0
+                    result = json.loads(line)
+            load.wait()
+        finally:
+            _stop(srv)
+    if not result or not result["deliveries"] or result["lost"]:
+        raise RuntimeError(f"chat calibration: not a clean run: {result or 'no result'}")
+    return cpu, int(result["deliveries"])
+
+
+def chat_delivery(quick: bool) -> cal.Measurement:
+    """The marginal cost of one more reader: runs at two room sizes, the same posts, and
+    (CPU_big - CPU_small) / (deliveries_big - deliveries_small) per pair of runs, so the
+    per-message work (moderation, persistence, bus, encoding) and the idle cost cancel."""
     # 10 msgs/s paced 100 ms apart, over the gateway's 50 ms batch interval: each frame
     # carries one message, so a delivery is one frame written to one reader.
-    readers, rate = (500, 10.0) if quick else (2000, 10.0)
+    small, big, rate = (300, 1200, 10.0) if quick else (500, 2000, 10.0)
     seconds, rounds = (3.0, 1) if quick else (5.0, 2)
     samples: list[float] = []
     ops = 0
     for _ in range(rounds):
-        with tempfile.TemporaryDirectory(prefix="streamscale-calibrate-chat-") as tmp:
-            srv = subprocess.Popen([*cf.pin(SERVER_CORE), sys.executable, cf.__file__, "--role",
-                                    "server", "--data-dir", tmp], stdout=subprocess.PIPE,
-                                   text=True, preexec_fn=cf._fd_limit_child)
-            try:
-                assert srv.stdout is not None
-                urls = json.loads(srv.stdout.readline())
-                host, port = urls["ws"].split("//")[1].split("/")[0].split(":")
-                posters = max(1, int(rate / cf.POSTS_PER_USER_PER_S) + 1)
-                room, tokens = cf.sign_up(urls["api"], posters)
-                spec = Path(tmp) / "spec.json"
-                spec.write_text(json.dumps({
-                    "host": host, "port": int(port), "room": room, "readers": readers,
-                    "tokens": tokens, "rate_per_s": rate, "seconds": seconds, "drain_s": 3}))
-                load = subprocess.Popen([*cf.pin(LOAD_CORE), sys.executable, cf.__file__,
-                                         "--role", "load", "--spec", str(spec)],
-                                        stdout=subprocess.PIPE, text=True)
-                assert load.stdout is not None
-                cpu0 = cpu = 0.0
-                result: dict[str, float] = {}
-                for line in load.stdout:
-                    if line.startswith("POSTING"):
-                        cpu0 = hb.cpu_s(srv.pid)
-                    elif line.startswith("{"):
-                        cpu = hb.cpu_s(srv.pid) - cpu0
-                        result = json.loads(line)
-                load.wait()
-            finally:
-                _stop(srv)
-        if not result or not result["deliveries"]:
-            raise RuntimeError("chat calibration: no deliveries counted")
-        samples.append(cpu / result["deliveries"] * 1e6)
-        ops += int(result["deliveries"])
+        cpu_small, n_small = _chat_run(small, rate, seconds)
+        cpu_big, n_big = _chat_run(big, rate, seconds)
+        if n_big <= n_small or cpu_big <= cpu_small:
+            raise RuntimeError(f"chat calibration: {big} readers cost no more than {small} "
+                               f"({cpu_big:.2f} vs {cpu_small:.2f} CPU s)")
+        samples.append((cpu_big - cpu_small) / (n_big - n_small) * 1e6)
+        ops += n_small + n_big
     return cal.measurement(
         "chat_delivery_us", samples, operations=ops,
         method=f"platform gateway + chat (own process, core {SERVER_CORE}; moderation on, "
-               f"SQLite, memory bus) with {readers} WebSocket readers in one room and "
-               f"{rate:g} msgs/s posted evenly for {seconds:g} s (bench/_chat_load.py, core "
-               f"{LOAD_CORE}): 100 ms apart, over the 50 ms batch interval, so one message "
-               f"per frame; server CPU from first post to last delivery / deliveries "
-               f"(per-message moderation, persistence and encoding amortised in); "
-               f"{rounds} rounds")
+               f"SQLite, memory bus), one room, {rate:g} msgs/s posted evenly for "
+               f"{seconds:g} s by bench/_chat_load.py (core {LOAD_CORE}): 100 ms apart, over "
+               f"the 50 ms batch interval, so one message per frame; server CPU from first "
+               f"post to last delivery, marginal per delivery between {small} and {big} "
+               f"readers (per-message and idle costs cancel); {rounds} pair(s) of runs")
 
 
 async def _publish_cost(url: str, messages: int) -> float:

@@ -118,7 +118,8 @@ class CostTable:
 
     def merged(self, newer: CostTable) -> CostTable:
         """This table with `newer`'s parameters replacing its own (machine from `newer`)."""
-        return CostTable(machine=newer.machine, command=newer.command,
+        command = f"{self.command}; then {newer.command}" if self.command else newer.command
+        return CostTable(machine=newer.machine, command=command,
                          measurements={**self.measurements, **newer.measurements})
 
 

@@ -119,7 +119,7 @@ def test_sim_reads_a_cost_table_and_says_where_costs_come_from(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "costs.json"
     cal.save(table(moderate_us=87.0), path)
-    argv = ["sim", str(BASELINE), "--duration-s", "120", "--replications", "1",
+    argv = ["sim", str(BASELINE), "--duration-s", "60", "--replications", "1",
             "--no-variants", "--out", str(tmp_path / "out"), "--costs", str(path)]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
