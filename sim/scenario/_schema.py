@@ -4,8 +4,9 @@ Field names are the TOML keys, units in the names (`_s`, `_gbps`, `_kbps`); a fi
 a default is required. `sim.scenario._loader` builds these from a file, key by key, from
 the type hints, so adding a field here is all it takes for the loader to accept the key
 (and `tests/sim/test_scenario_docs.py` then asks for a line in scenarios/README.md).
-Cost parameters in `Costs` default to the figures measured on this machine (DESIGN.md,
-"Measured"); the scenario README says where each comes from.
+Cost parameters in `Costs` default to peer servers' figures and assumptions (DESIGN.md,
+scenarios/README.md), none measured on the platform; `streamscale calibrate` measures them
+here and `streamscale sim --costs` runs on that table (sim.calibration).
 """
 
 from __future__ import annotations
@@ -133,11 +134,12 @@ class Database:
 
 @dataclass(frozen=True, kw_only=True)
 class Costs:
-    """CPU costs; defaults are DESIGN.md "Measured" figures; bench/ may replace them."""
+    """CPU costs. The defaults are peer figures or assumptions, not measured on the platform;
+    `streamscale calibrate` measures them here (sim.calibration; `sim --costs` reads it)."""
 
-    small_request_us: float = 80.0  # h11 on trio, 1 KB playlist / small part header
-    api_request_us: float = 450.0  # hypercorn + quart-trio per API request
-    copy_gbytes_per_s: float = 3.0  # 1 MB segments ~ loopback copy speed
+    small_request_us: float = 80.0  # peer: a bare h11-on-trio server, 1 KB playlist
+    api_request_us: float = 450.0  # peer: a bare hypercorn-on-trio app per request
+    copy_gbytes_per_s: float = 3.0  # peer: 1 MB objects ~ loopback copy speed
     chat_delivery_us: float = 8.0  # Node ws per delivery: the fan-out listener's target
     bus_publish_us: float = 20.0  # per message per gateway (Redis pub/sub; assumed)
     moderate_us: float = 50.0  # regex + banned words per message (assumed)
