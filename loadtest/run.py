@@ -125,7 +125,10 @@ def platform_config(data_dir: Path) -> Config:
         media=dataclasses.replace(base.media, rtmp_port=0, ladder=LADDER),
         origin=dataclasses.replace(base.origin, port=0),
         chat=dataclasses.replace(base.chat, port=0),
-        cdn=CdnConfig(edges=base.cdn.edges, viewer_sample_s=1.0, records_flush_s=0.5),
+        # players fetch every part (~0.33 s): a 3 s idle window counts the concurrent ones,
+        # where the 10 s default would also count sessions that ended (runs churn fast)
+        cdn=CdnConfig(edges=base.cdn.edges, viewer_sample_s=1.0, records_flush_s=0.5,
+                      viewer_idle_s=3.0),
     )
 
 

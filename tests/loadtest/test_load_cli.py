@@ -1,5 +1,6 @@
 """`streamscale load`: bad input is refused clearly; end to end against the real platform
-(ffmpeg publishing through the real transcode path, Locust as a subprocess)."""
+(ffmpeg publishing through the real transcode path, Locust as a subprocess, players,
+chat, API and one streamer user)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "load"
     done = subprocess.run(
         [sys.executable, "-m", "streamscale.cli", "load", "baseline", "--duration", "15",
-         "--scale", "tiny", "--out", str(out)],
+         "--scale", "tiny", "--streamers", "1", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("locust_stats.csv", "locust_failures.csv", "report.html", "summary.json"):
@@ -66,4 +67,8 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     assert summary["viewers_peak_api"] > 0  # the platform counted the players (CMCD sid)
     assert by_name["WS send->ack"]["count"] > 0  # chat users posted and were acked
     assert summary["chat_delivery_p99_s"] is not None
+    # the streamer user started its own stream and its ffmpeg published throughout
+    started = by_name["POST stream start"]
+    assert (started["count"], started["failures"]) == (1, 0)
+    assert by_name["RTMP publish"]["count"] > 0 and by_name["RTMP publish"]["failures"] == 0
     assert set(summary["slo"]) >= {"startup_p95_s", "live_latency_p95_s", "error_rate"}
