@@ -20,6 +20,7 @@ from .runner import (
     configuration,
     load_experiment,
     run_experiment,
+    starts_platform,
     write_journal,
 )
 from .runner import summary as journal_summary
@@ -91,7 +92,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 async def drill(experiment: dict[str, Any], config: dict[str, Any],
                 target: Target | None = None) -> Journal:
     """Run `experiment` with a Drill (on `target`, or a platform started for it)."""
-    async with open_drill(target) as _:
+    async with open_drill(target, start_platform=starts_platform(experiment)):
         return await run_experiment(experiment, config=config)
 
 

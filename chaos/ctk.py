@@ -4,8 +4,8 @@ Chaos Toolkit calls providers synchronously from its own thread, while a drill's
 proxies, publishers and players are trio tasks that must outlive each call. This module is
 a Chaos Toolkit control (`"controls": [{"name": "streamscale", "provider": {"type":
 "python", "module": "chaos.ctk"}}]`): before the experiment it starts a trio loop in a
-thread, opens the drill there (the platform in-process, or `STREAMSCALE_CHAOS_TARGET`
-not supported yet) and runs the experiment's setup activities; the actions in
+thread, opens the drill there (the platform in-process; targeting a running platform is
+`streamscale chaos --target` only) and runs the experiment's setup activities; the actions in
 `chaos.actions` (decorated with `provider`) then run on that loop; after the experiment
 the loop is stopped. `chaos.runner` ignores the control: it runs the drill itself.
 """
@@ -48,12 +48,12 @@ class _Host:
 
     async def _main(self, experiment: dict[str, Any], config: dict[str, Any]) -> None:
         from .drill import open_drill
-        from .runner import _setup, run_activity
+        from .runner import _setup, run_activity, starts_platform
 
         self.token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         try:
-            async with open_drill():
+            async with open_drill(start_platform=starts_platform(experiment)):
                 for activity in _setup(experiment):
                     record = await run_activity(activity, config)
                     if record["status"] != "succeeded":

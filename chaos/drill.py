@@ -72,10 +72,13 @@ def current() -> Drill:
 
 
 @asynccontextmanager
-async def open_drill(target: Target | None = None, *, data_dir: Path | None = None
-                     ) -> AsyncIterator[Drill]:
-    """A Drill on `target`, or on a platform started here for the drill's length. The
-    drill's background work (players, publishers) stops before the platform does."""
+async def open_drill(target: Target | None = None, *, data_dir: Path | None = None,
+                     start_platform: bool = True) -> AsyncIterator[Drill]:
+    """A Drill on `target`, or on a platform started here for the drill's length (none
+    if not `start_platform`: the drill starts its own service processes). The drill's
+    background work (players, publishers) stops before the platform does."""
+    if target is None and not start_platform:
+        target = Target(web="http://127.0.0.1:9", rtmp="", cdns={})
     if target is not None:
         async with _drill(target) as drill:
             yield drill

@@ -7,9 +7,10 @@ bool, number or string to equal, a list of allowed values, `{"type": "range", "r
 always run (also when the hypothesis fails first or an activity raises); `configuration`
 with `${name}` substitution in arguments; Python providers (`module`, `func`,
 `arguments`), sync or async. Our additions live in `extensions` (Chaos Toolkit's place for
-them): `{"name": "streamscale", "short": {...}, "setup": [...]}`: configuration values
-for the CI-short version of a drill, and activities that set the scene (a live stream,
-players) before the first hypothesis check; recorded in the journal under "setup".
+them): `{"name": "streamscale", "short": {...}, "setup": [...], "platform": "none"}`:
+configuration values for the CI-short version of a drill; activities that set the scene
+(a live stream, players) before the first hypothesis check, recorded in the journal under
+"setup"; "none" for a drill that starts its own service processes.
 
 Chaos Toolkit's own `chaos run` runs the same files too (the `chaos.ctk` control hosts
 the drill on a trio loop in a thread; the providers are sync-callable through it). This
@@ -75,19 +76,28 @@ def validate(experiment: Any, where: str = "experiment") -> None:
                                   "tolerance")
 
 
+def extension(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's streamscale extension ({} if none)."""
+    for item in experiment.get("extensions", []):
+        if item.get("name") == "streamscale":
+            return dict(item)
+    return {}
+
+
+def starts_platform(experiment: dict[str, Any]) -> bool:
+    """False for drills that start their own service processes (`"platform": "none"`)."""
+    return bool(extension(experiment).get("platform", "in-process") != "none")
+
+
 def _setup(experiment: dict[str, Any]) -> list[Activity]:
-    return [activity for extension in experiment.get("extensions", [])
-            if extension.get("name") == "streamscale"
-            for activity in extension.get("setup", [])]
+    return list(extension(experiment).get("setup", []))
 
 
 def configuration(experiment: dict[str, Any], *, short: bool = False,
                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config = dict(experiment.get("configuration", {}))
     if short:
-        for extension in experiment.get("extensions", []):
-            if extension.get("name") == "streamscale":
-                config.update(extension.get("short", {}))
+        config.update(extension(experiment).get("short", {}))
     config.update(overrides or {})
     return config
 

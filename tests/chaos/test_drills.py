@@ -70,3 +70,17 @@ async def test_chaos_toolkit_runs_the_same_experiment(tmp_path: Path) -> None:
     assert run["attacker-publishes-with-the-leaked-key"] == (
         "refused: unknown or revoked stream key")
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
+
+
+async def test_spof_sigkill_and_restart_loses_no_acked_chat_message() -> None:
+    experiment = load_experiment(chaos_cli.resolve("spof"))
+    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["sigkill-the-api-process"] == -9
+    assert run["api-answers-while-down"] is False  # it really was down
+    for phase in ("before", "after"):
+        probes = {p["activity"]["name"]: p["output"]
+                  for p in journal["steady_states"][phase]["probes"]}
+        assert probes["acknowledged-messages-lost"] == 0
+        assert probes["posts-acknowledged-recently"] >= 1
