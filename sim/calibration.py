@@ -213,11 +213,22 @@ def load(path: str | Path) -> CostTable:
     return from_json(data, str(p))
 
 
+_APPLIED: dict[Costs, CostTable] = {}  # costs made by apply_costs -> the table they came from
+
+
 def _calibrated(costs: Costs, table: CostTable) -> Costs:
     default = Costs()
     changes = {name: m.value for name, m in table.measurements.items()
                if hasattr(default, name) and getattr(costs, name) == getattr(default, name)}
-    return dataclasses.replace(costs, **changes)
+    out = dataclasses.replace(costs, **changes)
+    if changes:
+        _APPLIED[out] = table
+    return out
+
+
+def applied_table(sc: Scenario) -> CostTable | None:
+    """The table `apply_costs` took `sc`'s costs from (None: it did not), for reports."""
+    return _APPLIED.get(sc.costs)
 
 
 def apply_costs(sc: Scenario, table: CostTable) -> Scenario:
@@ -228,8 +239,10 @@ def apply_costs(sc: Scenario, table: CostTable) -> Scenario:
     return dataclasses.replace(sc, costs=_calibrated(sc.costs, table), variants=variants)
 
 
-def cost_provenance(sc: Scenario, table: CostTable | None) -> dict[str, dict[str, Any]]:
-    """Per cost parameter: the value the model uses and where it comes from."""
+def cost_provenance(sc: Scenario, table: CostTable | None = None) -> dict[str, dict[str, Any]]:
+    """Per cost parameter: the value the model uses and where it comes from (`table`: the
+    cost table applied; by default the one `apply_costs` used for these costs, if any)."""
+    table = table or applied_table(sc)
     default = Costs()
     out: dict[str, dict[str, Any]] = {}
     for f in dataclasses.fields(Costs):

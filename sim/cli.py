@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,10 +63,7 @@ def sim_main(argv: list[str]) -> int:
     wall = time.perf_counter() - t0
     print(verdict_table(runs))
     path = write_report(runs, args.out)
-    provenance = calibration.cost_provenance(sc, table)
-    if table is not None:  # beside result.json: which costs were measured here, when, where
-        (path.parent / "costs.json").write_text(json.dumps(provenance, indent=1) + "\n")
-    print("\n" + calibration.format_provenance(provenance))
+    print("\n" + calibration.format_provenance(calibration.cost_provenance(sc, table)))
     events = sum(r.events for r in runs)
     print(f"\n{events:,} SimPy events in {wall:.1f} s; report: {path}")
     return 1 if args.fail_on_slo and not runs[0].passed else 0

@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from sim.calibration import cost_provenance
 from sim.estimate import estimate
 from sim.runner import SLO_COUNTS, SLO_METRICS, ScenarioRun
 from sim.scenario import Scenario
@@ -65,6 +66,7 @@ def to_json(runs: list[ScenarioRun]) -> dict[str, Any]:
         "seed": sc.run.seed, "replications": sc.run.replications,
         "duration_s": sc.run.duration_s, "step_s": sc.run.step_s,
         "modelled": "all figures are modelled (SimPy + fluid cohorts); none measured",
+        "costs": cost_provenance(sc),  # per cost parameter: measured here (when, where) or not
         "estimate": [{"quantity": r.quantity, "value": _num(r.value), "unit": r.unit,
                       "seed": r.seed, "note": r.note} for r in estimate(sc)],
         "runs": [{
@@ -158,6 +160,15 @@ def _html(data: dict[str, Any]) -> str:
     for r in data["estimate"]:
         parts.append(f"<tr><td>{e(r['quantity'])}</td><td>{_fmt(r['value'])}</td>"
                      f"<td>{e(r['unit'])}</td><td>{e(r['seed'])}</td><td>{e(r['note'])}</td></tr>")
+    parts.append("</table><h2>Cost parameters</h2><p>Measured here: by `streamscale "
+                 "calibrate` on the platform itself; otherwise peer figures or assumptions."
+                 "</p><table><tr><th>parameter</th><th>value</th><th>unit</th><th>source</th>"
+                 "</tr>")
+    for name, c in data.get("costs", {}).items():
+        where = c["source"] + (f" {c['measured_at']} ({c['machine']})"
+                               if c["source"] == "measured here" else "")
+        parts.append(f"<tr><td>{e(name)}</td><td>{c['value']:g}</td><td>{e(c['unit'])}</td>"
+                     f"<td>{e(where)}</td></tr>")
     parts.append("</table><p>Data: <a href='result.json'>result.json</a></p>")
     return "\n".join(parts) + "\n"
 

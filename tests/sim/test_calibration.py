@@ -124,7 +124,9 @@ def test_sim_reads_a_cost_table_and_says_where_costs_come_from(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "moderate_us" in out and "measured here 2026-12-03T16:00:00Z" in out
-    prov = json.loads((tmp_path / "out" / "baseline" / "costs.json").read_text())
+    report = tmp_path / "out" / "baseline"
+    prov = json.loads((report / "result.json").read_text())["costs"]
+    assert "measured here 2026-12-03T16:00:00Z" in (report / "index.html").read_text()
     assert prov["moderate_us"]["value"] == 87.0
     assert prov["api_request_us"]["source"].startswith("peer figure")
     assert cli.main([*argv[:-1], str(tmp_path / "missing.json")]) == 2
