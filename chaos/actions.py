@@ -150,6 +150,43 @@ async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
     return f"refused: {reason or status.status_code}"
 
 
+@provider
+async def api_read_worst_ms(readers: int = 20) -> float:
+    """`readers` concurrent reads of the stream (the hottest API read: every player's page
+    polls it); the slowest one's time in ms."""
+    drill = current()
+    path = f"/api/streams/{drill.state['stream_id']}"
+    times_s: list[float] = []
+
+    async def read() -> None:
+        start = trio.current_time()
+        r = await drill.api.get(path)
+        r.raise_for_status()
+        times_s.append(trio.current_time() - start)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(readers):
+            nursery.start_soon(read)
+    return round(max(times_s) * 1000, 1)
+
+
+@provider
+async def api_request_ms(path: str = "/api/users/me") -> float:
+    """One signed-in GET's time in ms (a read that goes to the database)."""
+    drill = current()
+    start = trio.current_time()
+    r = await drill.api.get(path, headers=drill.state["auth"])
+    r.raise_for_status()
+    return round((trio.current_time() - start) * 1000, 1)
+
+
+@provider
+async def proxy_bytes(proxy: str = "db") -> int:
+    """Bytes the proxy carried both ways (evidence the fault was in the path)."""
+    stats = current().proxies[proxy].stats
+    return stats.bytes_up + stats.bytes_down
+
+
 # -- viewers ----------------------------------------------------------------------------
 
 @provider

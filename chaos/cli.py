@@ -18,6 +18,7 @@ from .runner import (
     ExperimentError,
     Journal,
     configuration,
+    database,
     load_experiment,
     run_experiment,
     starts_platform,
@@ -92,7 +93,8 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 async def drill(experiment: dict[str, Any], config: dict[str, Any],
                 target: Target | None = None) -> Journal:
     """Run `experiment` with a Drill (on `target`, or a platform started for it)."""
-    async with open_drill(target, start_platform=starts_platform(experiment)):
+    async with open_drill(target, start_platform=starts_platform(experiment),
+                          database=database(experiment)):
         return await run_experiment(experiment, config=config)
 
 

@@ -4,7 +4,8 @@ for background work. One `Drill` per run, reachable from providers by `current()
 
 `open_drill` starts the platform in-process (gateway, media, origin, edge with one edge on
 CDN a and one on CDN b, short segments) or targets a running one, and puts a TCP fault
-proxy in front of each CDN pathway, so players reach CDN a through `proxies["cdn-a"]`.
+proxy in front of each CDN pathway, so players reach CDN a through `proxies["cdn-a"]`;
+on PostgreSQL (`database="postgres"`), another in front of the database (`proxies["db"]`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
+import os
+import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,7 +76,8 @@ def current() -> Drill:
 
 @asynccontextmanager
 async def open_drill(target: Target | None = None, *, data_dir: Path | None = None,
-                     start_platform: bool = True) -> AsyncIterator[Drill]:
+                     start_platform: bool = True, database: str = "sqlite"
+                     ) -> AsyncIterator[Drill]:
     """A Drill on `target`, or on a platform started here for the drill's length (none
     if not `start_platform`: the drill starts its own service processes). The drill's
     background work (players, publishers) stops before the platform does."""
@@ -83,8 +87,10 @@ async def open_drill(target: Target | None = None, *, data_dir: Path | None = No
         async with _drill(target) as drill:
             yield drill
     else:
-        async with _platform(data_dir) as (platform, started), _drill(started) as drill:
+        async with _platform(data_dir, database) as (platform, started, proxies), \
+                _drill(started) as drill:
             drill.platform = platform
+            drill.proxies.update(proxies)
             yield drill
 
 
@@ -111,23 +117,60 @@ async def _drill(target: Target) -> AsyncIterator[Drill]:
 
 
 @asynccontextmanager
-async def _platform(data_dir: Path | None) -> AsyncIterator[tuple[Any, Target]]:
+async def _platform(data_dir: Path | None, database: str
+                    ) -> AsyncIterator[tuple[Any, Target, dict[str, FaultProxy]]]:
     from streamscale.config import CdnConfig, EdgeConfig, MediaConfig
     from streamscale.testing import make_config, running_platform
 
     with tempfile.TemporaryDirectory(prefix="streamscale-chaos-") as tmp:
-        config = make_config(data_dir or Path(tmp), cdn=CdnConfig(edges=(
-            EdgeConfig(name="a1", cdn="a"), EdgeConfig(name="b1", cdn="b"))))
-        config = dataclasses.replace(config, media=MediaConfig(
-            rtmp_port=0, reconnect_grace_s=5.0, ladder="source,160p", segment_s=1.0,
-            part_s=0.25, key_check_s=0.25))
-        async with running_platform(config, SERVICES) as platform:
-            edges = platform.handle("edge", "edges")
-            assert isinstance(edges, dict)
-            target = Target(
-                web=platform.api_url.removesuffix("/api"),
-                rtmp=platform.url("media", "rtmp"),
-                cdns={edge.cdn: edge.url for edge in edges.values()},
-            )
-            log.info("drill platform: %s", target)
-            yield platform, target
+        async with _database(database) as (storage_url, proxies):
+            config = make_config(data_dir or Path(tmp), storage_url=storage_url,
+                                 cdn=CdnConfig(edges=(EdgeConfig(name="a1", cdn="a"),
+                                                      EdgeConfig(name="b1", cdn="b"))))
+            config = dataclasses.replace(config, media=MediaConfig(
+                rtmp_port=0, reconnect_grace_s=5.0, ladder="source,160p", segment_s=1.0,
+                part_s=0.25, key_check_s=0.25))
+            async with running_platform(config, SERVICES) as platform:
+                edges = platform.handle("edge", "edges")
+                assert isinstance(edges, dict)
+                target = Target(
+                    web=platform.api_url.removesuffix("/api"),
+                    rtmp=platform.url("media", "rtmp"),
+                    cdns={edge.cdn: edge.url for edge in edges.values()},
+                )
+                log.info("drill platform: %s", target)
+                yield platform, target, proxies
+
+
+@asynccontextmanager
+async def _database(database: str) -> AsyncIterator[tuple[str, dict[str, FaultProxy]]]:
+    """"sqlite": the data dir's file. "postgres": a fresh schema in PostgreSQL at
+    127.0.0.1:5432 (database test, STREAMSCALE_CHAOS_POSTGRES to change), reached through
+    a fault proxy (`proxies["db"]`), dropped afterwards."""
+    if database == "sqlite":
+        yield "", {}
+        return
+    if database != "postgres":
+        raise ValueError(f"database must be sqlite or postgres, not {database!r}")
+    import psycopg
+
+    from .process import slow_database
+
+    base = os.environ.get("STREAMSCALE_CHAOS_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"chaos_{secrets.token_hex(4)}"
+
+    def ddl(statement: str) -> None:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(statement)
+
+    await trio.to_thread.run_sync(ddl, f"CREATE SCHEMA {schema}")
+    try:
+        async with trio.open_nursery() as nursery:
+            url = base.replace("postgresql://", "postgresql+psycopg://", 1)
+            proxy, proxied = await slow_database(
+                nursery, f"{url}?options=-csearch_path%3D{schema}", latency_s=0.0)
+            yield proxied, {"db": proxy}
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(ddl, f"DROP SCHEMA {schema} CASCADE")

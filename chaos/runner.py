@@ -7,10 +7,12 @@ bool, number or string to equal, a list of allowed values, `{"type": "range", "r
 always run (also when the hypothesis fails first or an activity raises); `configuration`
 with `${name}` substitution in arguments; Python providers (`module`, `func`,
 `arguments`), sync or async. Our additions live in `extensions` (Chaos Toolkit's place for
-them): `{"name": "streamscale", "short": {...}, "setup": [...], "platform": "none"}`:
+them): `{"name": "streamscale", "short": {...}, "setup": [...], "platform": "none",
+"database": "postgres"}`:
 configuration values for the CI-short version of a drill; activities that set the scene
 (a live stream, players) before the first hypothesis check, recorded in the journal under
-"setup"; "none" for a drill that starts its own service processes.
+"setup"; "none" for a drill that starts its own service processes; the platform's
+database (PostgreSQL behind a fault proxy, for database drills).
 
 Chaos Toolkit's own `chaos run` runs the same files too (the `chaos.ctk` control hosts
 the drill on a trio loop in a thread; the providers are sync-callable through it). This
@@ -87,6 +89,11 @@ def extension(experiment: dict[str, Any]) -> dict[str, Any]:
 def starts_platform(experiment: dict[str, Any]) -> bool:
     """False for drills that start their own service processes (`"platform": "none"`)."""
     return bool(extension(experiment).get("platform", "in-process") != "none")
+
+
+def database(experiment: dict[str, Any]) -> str:
+    """The database the drill's platform uses: "sqlite" (default) or "postgres"."""
+    return str(extension(experiment).get("database", "sqlite"))
 
 
 def _setup(experiment: dict[str, Any]) -> list[Activity]:

@@ -84,3 +84,14 @@ async def test_spof_sigkill_and_restart_loses_no_acked_chat_message() -> None:
                   for p in journal["steady_states"][phase]["probes"]}
         assert probes["acknowledged-messages-lost"] == 0
         assert probes["posts-acknowledged-recently"] >= 1
+
+
+@pytest.mark.postgres
+async def test_db_hotspot_viewers_unaffected_by_a_slowed_database() -> None:
+    experiment = load_experiment(chaos_cli.resolve("db_hotspot"))
+    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["bytes-through-the-database-proxy"] > 0  # the platform was on the proxy
+    # the fault was in the path: an uncached read pays at least one slowed round trip
+    assert run["a-database-read-through-the-api-ms"] >= 200
