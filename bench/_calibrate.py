@@ -361,15 +361,25 @@ MEASURERS: dict[str, Measurer] = {
 }
 
 
-def calibrate(names: list[str], *, quick: bool, command: str = "") -> cal.CostTable:
+def calibrate(names: list[str], *, quick: bool, command: str = ""
+              ) -> tuple[cal.CostTable, list[str]]:
+    """The table of what could be measured, and the parameters that could not (each said
+    on stderr with its reason: a missing Redis, a server that did not start, a lossy run)."""
     out = {}
+    failed = []
     for name in names:
         t0 = time.monotonic()
-        m = MEASURERS[name](quick)
+        try:
+            m = MEASURERS[name](quick)
+        except Exception as exc:  # one parameter's failure must not lose the others
+            print(f"{name:18s} not measured: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)
+            failed.append(name)
+            continue
         print(f"{name:18s} {m.value:9.4g} {m.unit:14s} spread {m.spread:5.1%} over "
               f"{len(m.samples)} rounds ({time.monotonic() - t0:.0f} s)", flush=True)
         out[name] = m
-    return cal.CostTable(machine=cal.Machine.here(), measurements=out, command=command)
+    return cal.CostTable(machine=cal.Machine.here(), measurements=out, command=command), failed
 
 
 def main(argv: list[str]) -> int:
@@ -377,7 +387,8 @@ def main(argv: list[str]) -> int:
                                  description="Measure the model's costs on this machine.")
     ap.add_argument("--quick", action="store_true", help="short rounds (about a minute)")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(MEASURERS)}")
-    ap.add_argument("--out", type=Path, default=cal.DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=cal.DEFAULT_OUT,
+                    help=f"the cost table to write (default {cal.DEFAULT_OUT})")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(MEASURERS)
     unknown = [n for n in names if n not in MEASURERS]
@@ -387,10 +398,18 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"calibrating on {cal.Machine.here().cpu_model} ({os.cpu_count()} cores), "
           f"{hb.machine_load()}", flush=True)
-    table = calibrate(names, quick=args.quick,
-                      command="streamscale calibrate " + " ".join(argv))
-    if args.out.exists() and args.only:  # a partial run keeps the other parameters
-        table = cal.load(args.out).merged(table)
+    table, failed = calibrate(names, quick=args.quick,
+                              command="streamscale calibrate " + " ".join(argv))
+    if not table.measurements:
+        print("streamscale calibrate: nothing measured; no table written", file=sys.stderr)
+        return 1
+    if args.out.exists() and (args.only or failed):  # keep the parameters not re-measured
+        try:
+            table = cal.load(args.out).merged(table)
+        except cal.CalibrationError as exc:
+            print(f"streamscale calibrate: {exc}; use another --out", file=sys.stderr)
+            return 2
     cal.save(table, args.out)
-    print(f"cost table: {args.out}")
-    return 0
+    print(f"cost table: {args.out}" + (f" (not measured: {', '.join(failed)})" if failed
+                                        else ""))
+    return 1 if failed else 0

@@ -139,8 +139,8 @@ def test_committed_reference_table_loads_and_covers_every_measurer() -> None:
                                    "chat_delivery_us", "bus_publish_us", "moderate_us"}
 
 
-def test_quick_calibration_measures_moderation_here(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_calibration_measures_moderation_here(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "costs.json"
     cal.save(table(small_request_us=61.5), out)  # a partial run keeps what was there
     assert cli.main(["calibrate", "--quick", "--only", "moderate_us", "--out", str(out)]) == 0
@@ -154,3 +154,16 @@ def test_quick_calibration_measures_moderation_here(tmp_path: Path,
     assert t.measurements["small_request_us"].value == 61.5
     assert cli.main(["calibrate", "--only", "nothing"]) == 2
     assert "unknown parameter 'nothing'" in capsys.readouterr().err
+
+
+def test_a_parameter_that_cannot_be_measured_is_said_and_the_rest_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMSCALE_CALIBRATE_REDIS", "redis://127.0.0.1:1/0")  # nobody there
+    out = tmp_path / "costs.json"
+    cal.save(table(bus_publish_us=400.0), out)
+    assert cli.main(["calibrate", "--quick", "--only", "bus_publish_us", "--out",
+                     str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "bus_publish_us" in err and "not measured" in err and "nothing measured" in err
+    assert cal.load(out).measurements["bus_publish_us"].value == 400.0  # left as it was
