@@ -2,10 +2,11 @@
 
 Covers: viewer cohorts per (channel, rendition, edge) with probe viewers (sim.delivery,
 sim.probes); edges, shield and origin; the transcoder pool as a loss station of ladder slots
-or a shared CPU pool, with an autoscaler; chat gateways with fan-out cost and persist-then-
-broadcast; database shards with the hot `Streams.viewer_count` row; human moderation as an
-M/M/c station; faults on a timeline. Discrete SimPy processes carry what is rare (streams,
-flags, faults, scaling); one tick process per step moves the fluid parts. Same seed, same run.
+or a shared CPU pool, with an autoscaler; chat gateways with batched fan-out (sim.chat) and
+persist-then-broadcast; database shards with the hot `Streams.viewer_count` row; human
+moderation as an M/M/c station; Poisson arrivals and lognormal sessions (sim.workload);
+faults on a timeline. Discrete SimPy processes carry what is rare (streams, flags, faults,
+scaling); one tick process per step moves the fluid parts. Same seed, same run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sim.probes import Probes
 from sim.scenario import Fault, Scenario
 from sim.stations import DelayStation, LossStation
 from sim.tick import collect, step
-from sim.workload import FloatArray, shape_at
+from sim.workload import Departures, FloatArray, shape_at
 
 EDGE_FAILOVER_S = 10.0  # a CDN moves viewers off a dead edge inside its own fleet
 CHAT_MAX_BACKLOG_S = 10.0  # a client queue this far behind overflows: client dropped
@@ -60,7 +61,7 @@ class Model:
         self.mod = DelayStation(self.env, max(1, sc.chat.moderators))
         self.flag_rate = 0.0
         self.origin_up = self.api_up = self.db_up = 1.0
-        self.join_retrying = 0.0  # viewers refused at join, retrying every step
+        self.join_retrying = 0.0  # viewers refused at join, retrying every join_retry_s
         self.chat_factor = self.flag_factor = 1.0
         c = sc.costs
         self.api = FluidQueue(sc.api.cores, c.api_request_us / 1e6)
@@ -79,13 +80,16 @@ class Model:
         self.mod_wait: list[FloatArray] = []
         self._mod_seen = 0
         self.counts = dict.fromkeys(("attempts", "failed", "abandoned", "sent", "lost", "joiners",
-                                     "lost_overflow", "lost_db", "limited", "arrived"), 0.0)
+                                     "lost_overflow", "lost_db", "limited", "arrived",
+                                     "skipped"), 0.0)
         v0 = w.peak_viewers * shape_at(w, 0.0)
         route0 = self.dv.base_route
         self.dv.add(v0, route0)
+        self.departures = Departures(w, self.dt, self.steps, v0)  # v0 in the steady state
         self.probes.join(self.rng.poisson(v0 * self.probe_frac), 0.0, p_cdf=self.p_cdf,
                          q_cdf=self.q_cdf, route=route0, served=np.ones(self.dv.edges),
-                         active=np.ones_like(self.dv.n), join_wait_s=np.zeros(2))
+                         active=np.ones_like(self.dv.n), join_wait_s=np.zeros(2),
+                         steady=True)
 
     # -- transcoder pool -------------------------------------------------------------------
     def _slots(self) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sim.scenario import Scenario
-from sim.workload import FloatArray
+from sim.workload import FloatArray, session_mu
 
 IntArray = npt.NDArray[np.int64]
 ACCESS_MBPS = 20.0  # a viewer's access link; the first part downloads at this rate
@@ -39,6 +39,7 @@ class Probes:
         self.failed = 0
         self.started = 0
         self.departed = 0
+        self.jumps = 0  # seeks back to the live edge
         self.sojourn_s = 0.0
 
     def _grow(self, extra: int) -> None:
@@ -55,8 +56,9 @@ class Probes:
 
     def join(self, k: int, now_s: float, *, p_cdf: FloatArray, q_cdf: FloatArray,
              route: FloatArray, served: FloatArray, active: FloatArray,
-             join_wait_s: FloatArray) -> FloatArray:
-        """Add k probes; return their startup delays (inf for failed joins)."""
+             join_wait_s: FloatArray, steady: bool = False) -> FloatArray:
+        """Add k probes; return their startup delays (inf for failed joins). `steady`: they
+        were already watching (t = 0), so their remaining time is the residual session."""
         if k == 0 or route.sum() <= 0:
             self.failed += k
             return np.full(k, np.inf)
@@ -80,7 +82,13 @@ class Probes:
         sl = slice(self.size, self.size + m)
         self.chan[sl], self.rend[sl], self.edge[sl] = chan[ok], rend[ok], edge[ok]
         self.t_start[sl] = now_s
-        self.t_end[sl] = now_s + rng.exponential(self.sc.workload.session_mean_s, m)
+        w = self.sc.workload
+        mu = session_mu(w)
+        if steady:  # residual of a length-biased session: lognormal(mu + sigma^2) x U(0, 1)
+            length = rng.lognormal(mu + w.session_sigma**2, w.session_sigma, m) * rng.random(m)
+        else:
+            length = rng.lognormal(mu, w.session_sigma, m)
+        self.t_end[sl] = now_s + length
         self.behind[sl] = self.stall[sl] = self.watch[sl] = 0.0
         self.alive[sl] = True
         self.size += m
@@ -108,8 +116,12 @@ class Probes:
         self.stall[live] += (1.0 - s) * dt_s
         self.watch[live] += dt_s
         b = self.behind[live]
-        self.behind[live] = np.where(s < 1.0, b + (1.0 - s) * dt_s,
-                                     np.maximum(0.0, b - CATCH_UP * dt_s))
+        b = np.where(s < 1.0, b + (1.0 - s) * dt_s, np.maximum(0.0, b - CATCH_UP * dt_s))
+        # too far behind: seek to the live edge once playing again (hls.js
+        # liveMaxLatencyDuration = live_max_latency_segments target durations)
+        jump = (b > d.live_max_latency_segments * d.segment_s) & (s > 0.0)
+        self.jumps += int(jump.sum())
+        self.behind[live] = np.where(jump, 0.0, b)
         rtt = d.edge_rtt_ms / 1000 * rng.lognormal(0.0, RTT_SIGMA, live.size)
         result: FloatArray = d.pipeline_s + d.holdback_s + lag_s + self.behind[live] + rtt
         return result

@@ -29,7 +29,8 @@ PANELS = {
     "load.png": ["viewers", "egress_gbps", "origin_rps", "cache_hit_ratio",
                  "arrivals_per_s", "transcode_cores"],
     "slos.png": ["startup_p95_s", "rebuffer_ratio", "live_latency_p95_s", "chat_p99_s",
-                 "viewer_error_rate", "chat_loss_rate", "moderation_wait_p95_s"],
+                 "viewer_error_rate", "chat_loss_rate", "chat_refusal_rate",
+                 "moderation_wait_p95_s"],
     "capacity.png": ["edge_util_max", "origin_util", "api_util", "db_util_max",
                      "hot_key_util", "chat_util_max", "transcode_util", "refused_streams"],
 }
@@ -75,7 +76,8 @@ def to_json(runs: list[ScenarioRun]) -> dict[str, Any]:
             "verdicts": [{"metric": v.metric, "counts": SLO_COUNTS[v.metric],
                           "slo": v.slo, "mean": _num(v.mean),
                           "ci95_half_width": _num(v.half_width), "passed": v.passed,
-                          "failing_from_s": v.failing_from_s} for v in r.verdicts],
+                          "failing_from_s": v.failing_from_s, "reason": v.reason}
+                         for v in r.verdicts],
             "summary": {k: {"mean": _num(m), "ci95_half_width": _num(h)}
                         for k, (m, h) in r.summary.items()},
             "series": {"t_s": [_num(t) for t in r.t_s],
@@ -148,9 +150,10 @@ def _html(data: dict[str, Any]) -> str:
         for v in run["verdicts"]:
             verdict = "pass" if v["passed"] else "FAIL"
             first = "" if v["failing_from_s"] is None else f"{v['failing_from_s'] / 60:g} min"
+            why = f" ({e(v['reason'])})" if v["reason"] and v["mean"] is None else ""
             parts.append(f"<tr><td>{e(v['metric'])}</td><td>{v['slo']:g}</td>"
                          f"<td>{_fmt(v['mean'])}</td><td>{_fmt(v['ci95_half_width'])}</td>"
-                         f"<td class='{verdict}'>{verdict}</td><td>{first}</td>"
+                         f"<td class='{verdict}'>{verdict}{why}</td><td>{first}</td>"
                          f"<td>{e(v['counts'])}</td></tr>")
         parts.append("</table>" + _counts(run["summary"]))
     for png in PANELS:
@@ -184,7 +187,8 @@ def _counts(summary: dict[str, Any]) -> str:
             f"abandoned on a dead path {n('viewers_abandoned')}. Chat messages accepted "
             f"{n('chat_sent')}: dropped by gateway overflow {n('chat_lost_overflow')}, lost "
             f"with the DB down (sync persist) {n('chat_lost_db_down')}; refused by slow mode "
-            f"(not lost) {n('chat_rate_limited')}.</p>")
+            f"(not lost; chat_refusal_rate) {n('chat_rate_limited')}; sampled out by busy "
+            f"rooms (skipped, not lost) {n('chat_skipped')}.</p>")
 
 
 def _fmt(x: float | None) -> str:

@@ -23,6 +23,7 @@ SLO_METRICS = {  # summary metric -> (Slo field, per-window series)
     "chat_delivery_p99_s": ("chat_delivery_p99_s", "chat_p99_s"),
     "viewer_error_rate": ("viewer_error_rate", "viewer_error_rate"),
     "chat_loss_rate": ("chat_loss_rate", "chat_loss_rate"),
+    "chat_refusal_rate": ("chat_refusal_rate", "chat_refusal_rate"),
     "moderation_wait_p95_s": ("moderation_wait_p95_s", "moderation_wait_p95_s"),
     "refused_stream_ratio": ("refused_stream_ratio", "refused_streams"),
 }
@@ -32,14 +33,16 @@ SLO_COUNTS = {  # what each verdict counts; scenarios/README.md says the same at
     "rebuffer_ratio": "stalled viewer-seconds / watched viewer-seconds (media not delivered "
                       "on time by edge, origin or transcoder)",
     "live_latency_p95_s": "p95 over probe viewers and steps of capture to screen (s)",
-    "chat_delivery_p99_s": "p99 over delivered messages of send to delivery (s); lost and "
-                           "rate-limited messages are not in it",
+    "chat_delivery_p99_s": "p99 over delivered messages of send to delivery (s), batching "
+                           "wait included; lost, refused and sampled-out messages are not in it",
     "viewer_error_rate": "(viewers refused at join + viewers who left a dead edge/CDN) / "
                          "(viewers at start + viewers who came to join); a retrying viewer "
                          "counts once; stalls on a live path are rebuffer_ratio",
     "chat_loss_rate": "(messages dropped by a gateway queue over 10 s behind + messages sent "
                       "while the DB is down with sync persist) / messages accepted; slow-mode "
-                      "refusals are not losses",
+                      "refusals (chat_refusal_rate) and messages a busy room sampled out "
+                      "(viewer_cap_per_s, shown as skipped) are not losses",
+    "chat_refusal_rate": "posts refused by slow mode (room_rate_cap_msgs_s) / posts attempted",
     "moderation_wait_p95_s": "p95 of flagged messages' wait for a human moderator (s), "
                              "still-waiting ones at their age",
     "refused_stream_ratio": "streams refused by transcode admission / streams offered",
@@ -55,6 +58,7 @@ class Verdict:
     half_width: float
     passed: bool
     failing_from_s: float | None  # first window over the SLO
+    reason: str = ""  # why it failed: over the SLO, or no finite value (NaN / no samples)
 
 
 @dataclass(frozen=True)
@@ -123,14 +127,20 @@ def _verdict(slo: Slo, metric: str, stat: tuple[float, float], series: FloatArra
              t_s: FloatArray, slo_field: str) -> Verdict:
     limit = float(getattr(slo, slo_field))
     mean, hw = stat
-    passed = bool(np.isfinite(mean) and mean <= limit) or math.isnan(mean)
+    passed = bool(np.isfinite(mean) and mean <= limit)  # NaN or no samples: not a pass
+    if math.isnan(mean):
+        reason = "no finite value (NaN: no samples in any replication)"
+    elif not passed:
+        reason = f"{mean:.4g} over the SLO {limit:.4g}"
+    else:
+        reason = ""
     if metric == "refused_stream_ratio":
         over = np.zeros(len(series), dtype=bool)
     else:
         over = np.nan_to_num(series, nan=0.0, posinf=np.inf) > limit
     first = float(t_s[np.argmax(over)]) if over.any() else None
     return Verdict(metric=metric, slo=limit, mean=mean, half_width=hw, passed=passed,
-                   failing_from_s=first)
+                   failing_from_s=first, reason=reason)
 
 
 def run_all(sc: Scenario) -> list[ScenarioRun]:
@@ -146,6 +156,7 @@ def verdict_table(runs: list[ScenarioRun]) -> str:
     for r in runs:
         for v in r.verdicts:
             hw = "" if math.isnan(v.half_width) else f"{v.half_width:.3g}"
+            why = f" ({v.reason})" if v.reason and math.isnan(v.mean) else ""
             lines.append(f"{r.name:<14} {v.metric:<24} {v.slo:>10.4g} {v.mean:>12.4g} "
-                         f"{hw:>10}  {'pass' if v.passed else 'FAIL'}")
+                         f"{hw:>10}  {'pass' if v.passed else 'FAIL'}{why}")
     return "\n".join(lines)

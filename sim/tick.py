@@ -11,36 +11,41 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.workload import FloatArray, shape_at
+from sim.chat import chat_step
+from sim.workload import FloatArray, arrival_rate
 
 if TYPE_CHECKING:
     from sim.model import Model, RunResult
 
-CHAT_HOP_S = 0.002  # gateway -> bus -> gateway network hop
 # per-step counts summed per window into ratios, not averaged into series
-COUNTED = ("stall", "viewer_errors", "viewers_start", "joiners", "chat_lost", "chat_sent")
+COUNTED = ("stall", "viewer_errors", "viewers_start", "joiners", "chat_lost", "chat_sent",
+           "chat_refused", "chat_posted")
 
 
 def step(m: Model, i: int) -> None:
     sc, dv, dt = m.sc, m.dv, m.dt
-    w, ch, db, c = sc.workload, sc.chat, sc.database, sc.costs
+    w, ch, db = sc.workload, sc.chat, sc.database
     now = i * dt
     route = m._route(now)
-    # viewers leave (exponential sessions), abandon dead edges, arrive to follow the shape
-    keep = math.exp(-dt / w.session_mean_s)
+    # viewers leave (lognormal sessions, booked at join), abandon dead edges; arrivals are a
+    # Poisson process of the shape's rate, independent of who left
     before_k = dv.n.sum(axis=(1, 2))
     viewers_start = float(before_k.sum())
-    dv.n *= keep
+    if viewers_start > 0:
+        dv.n *= max(0.0, 1.0 - m.departures.due[i] / viewers_start)
     dead = ~dv.edge_up
     leaving = dead & (now - np.nan_to_num(dv.down_since, nan=now) >= sc.delivery.abandon_after_s)
     abandoned = 0.0
     if leaving.any():
         gone = dv.n[:, :, leaving] * -math.expm1(-dt / sc.delivery.abandon_s)
         abandoned = float(gone.sum())
+        left = float(dv.n.sum())
         dv.n[:, :, leaving] -= gone
+        m.departures.scale_after(i, 1.0 - abandoned / left if left > 0 else 0.0)
     leaves_k = before_k - dv.n.sum(axis=(1, 2))
-    target = w.peak_viewers * shape_at(w, now + dt)
-    attempts = max(0.0, target - float(dv.n.sum()))
+    joiners = float(m.rng.poisson(arrival_rate(w, now, dt) * dt))
+    retries = m.join_retrying * -math.expm1(-dt / w.join_retry_s)
+    attempts = joiners + retries
     join_ok = m.api_up > 0 and (m.db_up > 0 or db.read_cache)
     # join path: API requests, database reads, the channel row's viewer count
     api_wait, api_util = m.api.step(attempts / dt * w.join_api_requests, dt,
@@ -48,10 +53,10 @@ def step(m: Model, i: int) -> None:
     joins_k = attempts * dv.p / dt if join_ok else np.zeros(w.channels)
     chan_v = dv.n.sum(axis=(1, 2))
     msgs_k = chan_v * w.chat_msgs_per_viewer_s * m.chat_factor
-    sent = float(msgs_k.sum())
+    posted = float(msgs_k.sum())
     if ch.room_rate_cap_msgs_s > 0:
         msgs_k = np.minimum(msgs_k, ch.room_rate_cap_msgs_s)
-    limited = sent - float(msgs_k.sum())
+    limited = posted - float(msgs_k.sum())
     shard_k = m.chan_idx % db.shards
     count_ops = (joins_k + leaves_k / dt) if db.viewer_count == "row" else np.zeros(w.channels)
     ops_k = count_ops + msgs_k / db.chat_batch_rows
@@ -67,12 +72,14 @@ def step(m: Model, i: int) -> None:
     row_s = db.query_ms / 1e3 if db.viewer_count == "row" else 0.0
     base_join = api_wait * w.join_api_requests + float(db_w.mean()) * reads + row_s
     join_wait = np.array([base_join, base_join + (hot_wait if db.viewer_count == "row" else 0)])
-    # a refused viewer retries every step until joins work: counted once, when first refused
-    joiners = max(0.0, attempts - m.join_retrying)
+    # a refused viewer retries every join_retry_s until joins work: counted once, when new
     failed = 0.0 if join_ok else joiners
-    m.join_retrying = 0.0 if join_ok else attempts
     if join_ok:
+        m.join_retrying -= retries
         dv.add(attempts, route)
+        m.departures.join(i, attempts)
+    else:
+        m.join_retrying += joiners
     # delivery: edges, shield, origin, transcode speed
     demand = m.tc.busy * m.ladder_cores
     speed = 1.0 if sc.transcode.admission == "slots" else min(1.0, m.tc_cores / max(demand, 1e-9))
@@ -89,44 +96,19 @@ def step(m: Model, i: int) -> None:
     m.startup[wi].append(startup[np.isfinite(startup)])
     lat = m.probes.step(now, dt, ld.served, dead, m.lag_s)
     m.latency[wi].append(lat)
-    # chat: fan-out on gateways, persist on the channel's shard (sync), moderation flags
-    members_k = chan_v * w.chat_join_fraction
-    per_delivery = c.chat_delivery_us / 1e6
-    if ch.placement == "spread":
-        lam = float(msgs_k.sum())
-        work = (float(msgs_k @ (members_k / ch.gateways * per_delivery))
-                + lam * c.bus_publish_us / 1e6)
-        gw = m.gw[0]
-        gw.service_s = work / lam if lam > 0 else 1e-3
-        wq, chat_util = gw.step(lam, dt, quantile=0.99)
-        for other in m.gw[1:]:
-            other.dropped_jobs = 0.0
-        gw_lat = wq + members_k / ch.gateways * per_delivery + CHAT_HOP_S + c.bus_publish_us / 1e6
-        dropped = gw.dropped_jobs  # each gateway holds 1/G of the recipients
-        gw.dropped_jobs = 0.0
-    else:
-        g_k = m.chan_idx % ch.gateways
-        lam_g = np.bincount(g_k, msgs_k, minlength=ch.gateways)
-        work_g = np.bincount(g_k, msgs_k * members_k * per_delivery, minlength=ch.gateways)
-        wq_g = np.zeros(ch.gateways)
-        chat_util = 0.0
-        dropped = 0.0
-        for g, gw in enumerate(m.gw):
-            gw.service_s = work_g[g] / lam_g[g] if lam_g[g] > 0 else 1e-3
-            wq_g[g], u = gw.step(float(lam_g[g]), dt, quantile=0.99)
-            chat_util = max(chat_util, u)
-            dropped += float(gw.dropped_jobs)
-            gw.dropped_jobs = 0.0
-        gw_lat = wq_g[g_k] + members_k * per_delivery
-    chat_lat = gw_lat + c.moderate_us / 1e6
+    # chat: batched fan-out on gateways (sim.chat), persist on the channel's shard (sync)
+    cs = chat_step(m, msgs_k, chan_v * w.chat_join_fraction)
+    chat_lat = cs.latency_s
     lost_db = 0.0
     if ch.persist == "sync":
         if m.db_up > 0:
             chat_lat = chat_lat + db_w[shard_k] + db.query_ms / 1e3
         else:
             lost_db = float(msgs_k.sum()) * dt
-    lost_msgs = float(dropped) + lost_db
-    m.chat[wi].append((np.asarray(chat_lat, dtype=np.float64), msgs_k * dt))
+    dropped = cs.lost_msgs
+    lost_msgs = dropped + lost_db
+    m.chat[wi].append((np.asarray(chat_lat, dtype=np.float64), cs.delivered_per_s * dt))
+    chat_util = cs.util_max
     m.flag_rate = (float(msgs_k.sum()) * w.flag_fraction * m.flag_factor
                    * (1.0 - ch.auto_triage_fraction))
     cnt = m.counts
@@ -139,7 +121,8 @@ def step(m: Model, i: int) -> None:
     cnt["lost_overflow"] += float(dropped)
     cnt["lost_db"] += lost_db
     cnt["limited"] += limited * dt
-    cnt["arrived"] += attempts if join_ok else 0.0
+    cnt["skipped"] += cs.skipped_per_s * dt
+    cnt["arrived"] += joiners
     cdn = dv.cdn_of >= 0
     m.record(viewers=ld.viewers, egress_gbps=ld.egress_gbps, origin_rps=ld.origin_rps,
              cache_hit_ratio=ld.hit_ratio, stall=ld.stall_viewers,
@@ -150,7 +133,9 @@ def step(m: Model, i: int) -> None:
              refused_streams=float(m.tc.blocked), lag_s=m.lag_s,
              viewer_errors=failed + abandoned, viewers_start=viewers_start, joiners=joiners,
              chat_lost=lost_msgs, chat_sent=float(msgs_k.sum()) * dt,
-             mod_queue=float(len(m.mod.resource.queue)), arrivals_per_s=attempts / dt)
+             chat_refused=limited * dt, chat_posted=posted * dt,
+             mod_queue=float(len(m.mod.resource.queue)), arrivals_per_s=joiners / dt,
+             live_jumps=float(m.probes.jumps))
     if (i + 1) % m.win == 0 or i + 1 == m.steps:
         new = np.array(m.mod.waits[m._mod_seen:])
         m._mod_seen = len(m.mod.waits)
@@ -188,6 +173,8 @@ def collect(m: Model, events: int) -> RunResult:
     sessions = rec["viewers_start"][::win][:nwin] + wsum(rec["joiners"])
     series["viewer_error_rate"] = wsum(rec["viewer_errors"]) / np.maximum(sessions, 1e-9)
     series["chat_loss_rate"] = wsum(rec["chat_lost"]) / np.maximum(wsum(rec["chat_sent"]), 1e-9)
+    series["chat_refusal_rate"] = (wsum(rec["chat_refused"])
+                                   / np.maximum(wsum(rec["chat_posted"]), 1e-9))
     series["refused_streams"] = np.array([rec["refused_streams"][min(len(rec["refused_streams"]),
                                           (j + 1) * win) - 1] for j in range(nwin)])
     cat = [np.concatenate(x) if x else np.zeros(0) for x in m.startup]
@@ -218,7 +205,9 @@ def collect(m: Model, events: int) -> RunResult:
         "peak_origin_rps": float(rec["origin_rps"].max()),
         "mean_viewers": float(rec["viewers"].mean()),
         "arrivals_per_s": cnt["arrived"] / (m.steps * m.dt),
-        "chat_limited_ratio": cnt["limited"] / max(cnt["limited"] + cnt["sent"], 1e-9),
+        "chat_refusal_rate": cnt["limited"] / max(cnt["limited"] + cnt["sent"], 1e-9),
+        "chat_skipped_ratio": cnt["skipped"] / max(cnt["sent"], 1e-9),
+        "live_jumps_per_probe": m.probes.jumps / max(m.probes.started, 1),
         "moderation_area": m.mod.in_system_area(),
         "moderation_arrived": float(m.mod.arrived),
         "moderation_mean_wait_s": float(np.mean(m.mod.waits)) if m.mod.waits else 0.0,
@@ -231,6 +220,7 @@ def collect(m: Model, events: int) -> RunResult:
         "chat_lost_overflow": cnt["lost_overflow"],
         "chat_lost_db_down": cnt["lost_db"],
         "chat_rate_limited": cnt["limited"],
+        "chat_skipped": cnt["skipped"],
         "simpy_events": float(events),
     }
     t: FloatArray = np.arange(nwin, dtype=np.float64) * win * m.dt

@@ -221,3 +221,9 @@ def _check(sc: Scenario, source: str) -> None:
             raise bad(f"faults[{i}].duration_s", "must be > 0")
     if sc.delivery.part_s <= 0 or sc.delivery.part_s > sc.delivery.segment_s:
         raise bad("delivery.part_s", "need 0 < part_s <= segment_s")
+    if w.session_mean_s <= 0 or w.session_sigma <= 0 or w.join_retry_s <= 0:
+        raise bad("workload", "session_mean_s, session_sigma and join_retry_s must be > 0")
+    if not 0 < sc.chat.batch_interval_s <= 1:
+        raise bad("chat.batch_interval_s", "must be in (0, 1] seconds")
+    if 0 < sc.chat.viewer_cap_per_s < 1:
+        raise bad("chat.viewer_cap_per_s", "must be 0 (never sample) or at least 1")

@@ -45,7 +45,9 @@ class Workload:
     channels: int
     zipf_s: float = 1.1
     hot_channel_share: float = 0.0  # extra share of arrivals to channel 0 (a big event)
-    session_mean_s: float = 1800.0  # exponential session lengths
+    session_mean_s: float = 1800.0  # mean session length (lognormal, see session_sigma)
+    session_sigma: float = 1.0  # lognormal shape: median = mean * exp(-sigma^2 / 2)
+    join_retry_s: float = 10.0  # a refused viewer retries after this mean time (any tick)
     renditions: tuple[Rendition, ...]
     chat_msgs_per_viewer_s: float = 0.000868  # the seed's 75M/day at 1M viewers
     chat_join_fraction: float = 0.5  # viewers with the chat open
@@ -80,6 +82,9 @@ class Delivery:
     abandon_after_s: float = 8.0  # nobody leaves a stall shorter than this (player retries)
     abandon_s: float = 30.0  # then viewers leave at this mean time
     edge_rtt_ms: float = 40.0
+    # a player this many segments (segment_s) behind the live edge seeks back to it
+    # (hls.js liveMaxLatencyDurationCount); below that it catches up at 1.1x speed
+    live_max_latency_segments: float = 3.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +122,8 @@ class Chat:
     moderators: int = 20
     review_s: float = 30.0
     auto_triage_fraction: float = 0.0  # flags settled by a classifier, not a human
+    batch_interval_s: float = 0.05  # the gateway sends a room at most one frame per interval
+    viewer_cap_per_s: float = 60.0  # messages/s a room delivers; past it sampled; 0 = never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +147,8 @@ class Costs:
     small_request_us: float = 80.0  # peer: a bare h11-on-trio server, 1 KB playlist
     api_request_us: float = 450.0  # peer: a bare hypercorn-on-trio app per request
     copy_gbytes_per_s: float = 3.0  # peer: 1 MB objects ~ loopback copy speed
-    chat_delivery_us: float = 8.0  # Node ws per delivery: the fan-out listener's target
+    chat_delivery_us: float = 8.0  # per batch frame per recipient (one write of shared bytes)
+    chat_encode_us: float = 30.0  # per batch frame per gateway: encode once per room (assumed)
     bus_publish_us: float = 20.0  # per message per gateway (Redis pub/sub; assumed)
     moderate_us: float = 50.0  # regex + banned words per message (assumed)
 
@@ -163,6 +171,7 @@ class Slo:
     # The seed's 99.9%, split by what fails (scenarios/README.md, "What the SLOs count"):
     viewer_error_rate: float = 0.001  # sessions refused at join or abandoned on a dead path
     chat_loss_rate: float = 0.001  # accepted messages never delivered (DESIGN: nothing lost)
+    chat_refusal_rate: float = 0.01  # posts refused by slow mode / posts attempted
     moderation_wait_p95_s: float = 600.0
     refused_stream_ratio: float = 0.01
 

@@ -40,12 +40,14 @@ def test_same_seed_same_report(tmp_path: Path) -> None:
 
 
 def test_littles_law_on_viewer_cohorts() -> None:
-    # Steady 1M viewers: mean in system = arrival rate x mean session (exponential).
+    # Steady 1M viewers: mean in system = Poisson arrival rate x mean (lognormal) session;
+    # arrivals are drawn, not a fill of whoever left, so this checks the booked departures.
     sc = small("baseline", duration_s=1200.0)
     r = Model(sc, 1).run()
     mean_viewers = r.summary["mean_viewers"]
     expected = r.summary["arrivals_per_s"] * sc.workload.session_mean_s
     assert mean_viewers == pytest.approx(expected, rel=0.01)
+    assert mean_viewers == pytest.approx(sc.workload.peak_viewers, rel=0.01)
 
 
 def test_littles_law_on_moderation_station() -> None:
@@ -57,9 +59,12 @@ def test_littles_law_on_moderation_station() -> None:
     horizon = sc.run.duration_s
     area = r.summary["moderation_area"]
     lam = r.summary["moderation_arrived"] / horizon
-    in_station = area / max(r.summary["moderation_arrived"], 1)
-    assert area / horizon == pytest.approx(lam * in_station, rel=1e-9)
-    # and against the pieces measured separately: waits + services of those served
+    # the flag rate is what the workload says: messages x flag share (not an identity)
+    w = sc.workload
+    assert lam == pytest.approx(w.peak_viewers * w.chat_msgs_per_viewer_s * w.flag_fraction,
+                                rel=0.1)
+    # L (time-average in station, from the area) against lambda x W, W measured separately
+    # as each served flag's wait plus the mean review time
     served = len(m.mod.waits)
     assert served > 1000
     mean_sojourn = r.summary["moderation_mean_wait_s"] + sc.chat.review_s
@@ -90,11 +95,15 @@ def test_cdn_outage_breaks_the_seed_and_the_fix_holds() -> None:
     assert np.nanmax(given.series["origin_util"]) > 1.0 > np.nanmax(fix.series["origin_util"])
 
 
-def test_surge_hot_row_and_fan_out_are_what_break() -> None:
+def test_surge_hot_row_breaks_and_batched_chat_holds() -> None:
     sc = small("surge", duration_s=900.0)
     r = run_scenario(sc)
     assert np.nanmax(r.series["hot_key_util"]) > 1.0
-    assert np.nanmax(r.series["chat_util_max"]) > 1.0
+    # one frame per room per 50 ms to ~600K members per room, not a write per message per
+    # recipient: the gateways keep up, the 1.2M room shows a sample (skipped, not lost)
+    assert np.nanmax(r.series["chat_util_max"]) < 1.0
+    assert r.summary["chat_skipped_ratio"][0] > 0.5
+    assert r.summary["chat_loss_rate"][0] == 0.0
     fix = run_scenario(dataclasses.replace(sc.variants[0].scenario, workload=sc.workload,
                                            run=sc.run))
     assert {v.metric for v in fix.verdicts if not v.passed} <= {"moderation_wait_p95_s"}
@@ -103,7 +112,7 @@ def test_surge_hot_row_and_fan_out_are_what_break() -> None:
 def test_error_rates_count_people_and_messages_once() -> None:
     # API down 2 min, then the DB (no standby, no read cache) 2 min, sync persist: every
     # would-be joiner in those 4 min is refused once (however often it retries), and every
-    # chat message sent while the DB is down is lost.
+    # chat message sent while the DB is down is lost. Expected figures from the workload.
     sc = small("spof", duration_s=600.0)
     sc = dataclasses.replace(sc, faults=(
         dataclasses.replace(sc.faults[0], at_s=120.0, duration_s=120.0),
@@ -114,7 +123,8 @@ def test_error_rates_count_people_and_messages_once() -> None:
     assert s["viewers_refused"] == pytest.approx(240.0 * joiners_per_s, rel=0.05)
     assert s["viewers_abandoned"] == 0.0
     assert s["sessions"] == pytest.approx(w.peak_viewers + 600.0 * joiners_per_s, rel=0.05)
-    assert s["viewer_error_rate"] == pytest.approx(s["viewers_refused"] / s["sessions"])
+    assert s["viewer_error_rate"] == pytest.approx(
+        240.0 * joiners_per_s / (w.peak_viewers + 600.0 * joiners_per_s), rel=0.05)
     msgs_per_s = w.peak_viewers * w.chat_msgs_per_viewer_s
     assert s["chat_lost_db_down"] == pytest.approx(120.0 * msgs_per_s, rel=0.05)
     assert s["chat_lost_overflow"] == 0.0
