@@ -216,6 +216,17 @@ async def player_error_rate(window_s: float = 5.0) -> float:
 
 
 @provider
+async def player_fetch_counts() -> dict[str, int]:
+    """Every fetch the players made so far: ok, failed, and pathway failovers."""
+    players = current().players
+    if players is None:
+        return {"ok": 0, "failed": 0, "failovers": 0}
+    failed = sum(not f.ok for f in players.fetches)
+    return {"ok": len(players.fetches) - failed, "failed": failed,
+            "failovers": players.failovers}
+
+
+@provider
 async def players_on(pathway: str = "b") -> int:
     players = current().players
     return sum(p == pathway for p in players.current) if players else 0

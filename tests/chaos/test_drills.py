@@ -29,6 +29,10 @@ def test_cdn_outage_players_fail_over_to_cdn_b(tmp_path: Path,
     run = {r["activity"]["name"]: r for r in journal["run"]}
     assert run["blackhole-cdn-a"]["status"] == "succeeded"
     assert run["players-failed-over-to-cdn-b"]["output"] == players
+    fetches = run["player-fetches-over-the-whole-drill"]["output"]
+    # each player hit the outage (a timed-out fetch) and failed over, once at least
+    assert fetches["failovers"] >= players and fetches["failed"] >= players
+    assert fetches["ok"] > fetches["failed"]
     after = {p["activity"]["name"]: p["output"]
              for p in journal["steady_states"]["after"]["probes"]}
     assert after["every-player-got-parts-recently"] == players  # during the outage
@@ -95,3 +99,4 @@ async def test_db_hotspot_viewers_unaffected_by_a_slowed_database() -> None:
     assert run["bytes-through-the-database-proxy"] > 0  # the platform was on the proxy
     # the fault was in the path: an uncached read pays at least one slowed round trip
     assert run["a-database-read-through-the-api-ms"] >= 200
+    assert run["a-database-read-through-the-api-ms-before"] >= 0
