@@ -123,3 +123,8 @@ def slots_for(viewers: float) -> int:
 class Arrival:
     at_s: float  # scheduled join time, seconds since the run started
     session_s: float
+
+
+def watching(arrivals: list[Arrival], t_s: float) -> int:
+    """Sessions of the schedule under way at `t_s` (what the platform should count)."""
+    return sum(a.at_s <= t_s < a.at_s + a.session_s for a in arrivals)

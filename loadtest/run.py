@@ -37,7 +37,7 @@ from streamscale.backends.extras import MissingExtra
 from streamscale.config import CdnConfig, Config
 from streamscale.config import load as load_config
 
-from .arrivals import ArrivalPlan, parse_scale
+from .arrivals import ArrivalPlan, parse_scale, watching
 from .publishing import caster_stream, publish, wait_live
 from .settings import LoadSettings
 from .summary import slo_verdicts, summarise
@@ -171,7 +171,7 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         publish_url = stream["publish_url"] if not urls.rtmp else \
             f"{urls.rtmp}/{stream['stream_key']}"
         stream_id = stream["stream"]["id"]
-        peak_viewers = 0
+        viewer_samples: list[int] = []  # the API's viewer_count, about once a second
         async with trio.open_nursery() as nursery:
             nursery.start_soon(publish, publish_url, args.duration + LIVE_WAIT_S + 30)
             master_url = await wait_live(api, urls.api, stream_id, LIVE_WAIT_S)
@@ -186,10 +186,9 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
             done = trio.Event()
 
             async def sample_viewers() -> None:
-                nonlocal peak_viewers
                 while not done.is_set():
                     body = (await api.get(f"{urls.api}/streams/{stream_id}")).json()
-                    peak_viewers = max(peak_viewers, int(body.get("viewer_count", 0)))
+                    viewer_samples.append(int(body.get("viewer_count", 0)))
                     with trio.move_on_after(1.0):  # sampling cadence, not a sync
                         await done.wait()
 
@@ -198,20 +197,34 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
             done.set()
             nursery.cancel_scope.cancel()
     summary = summarise(out / "locust_stats.csv", out / "locust_failures.csv")
+    arrivals = plan.schedule(settings.seed)
+    second_half = [args.duration * (0.5 + i / 40) for i in range(20)]
     summary.update({
         "scenario": scenario.name, "scale": scale, "time_scale": plan.time_scale,
         "duration_s": args.duration, "session_mean_s": plan.session_mean_s,
         "peak_viewers_planned": plan.peak_viewers(), "player_slots": plan.slots(),
-        "joins_scheduled": len(plan.schedule(settings.seed)),
+        "joins_scheduled": len(arrivals),
         "chat_users": settings.chat_users, "api_users": settings.api_users,
         "streamers": settings.streamers, "stream_id": stream_id,
-        "viewers_peak_api": peak_viewers, "locust_exit_code": code,
+        "viewers_peak_api": max(viewer_samples, default=0),
+        # the second half of the run, against the plan's concurrency there
+        "viewers_mean_api_second_half": _mean(viewer_samples[len(viewer_samples) // 2:]),
+        "viewers_planned_second_half": _mean([plan.viewers(t) for t in second_half]),
+        # the seeded schedule's own sessions (Poisson draws at a tiny scale stray from plan)
+        "viewers_scheduled_second_half": _mean([watching(arrivals, t) for t in second_half]),
+        "viewers_scheduled_peak": max(watching(arrivals, i / 2)
+                                      for i in range(int(2 * args.duration))),
+        "locust_exit_code": code,
         "target": args.target or "in-process platform",
         "measured": "every figure here was measured on this machine at this scale",
     })
     summary["slo"] = slo_verdicts(summary, scenario.slo)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _mean(values: list[int] | list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 async def _locust(settings: LoadSettings, out: Path, duration_s: float) -> int:

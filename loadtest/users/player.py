@@ -58,6 +58,10 @@ class Variant:
 class _Failed(Exception):
     """A request failed (already reported to Locust); the session decides what next."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status  # 0: no answer (connection refused, reset, timeout)
+
 
 class HlsPlayer(FastHttpUser):
     """One player slot; sessions follow the run's open arrival schedule."""
@@ -112,7 +116,7 @@ class _Session:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
                 self.errors += 1
-                raise _Failed(f"{name}: HTTP {response.status_code}")
+                raise _Failed(f"{name}: HTTP {response.status_code}", response.status_code)
             self.errors = 0
             body: bytes = response.content or b""
             return body, elapsed_s
@@ -201,15 +205,18 @@ class _Session:
                 if following is None:
                     return
                 chunk = following
-            except _Failed:
+            except _Failed as failed:
                 if self.errors >= MAX_ERRORS:
                     return
-                self.penalised.add(pathway)  # hls.js: penalise the pathway, try the next
-                pathway, rungs = self._rung_urls(variants)
+                if failed.status == 0 or failed.status >= 500:
+                    self.penalised.add(pathway)  # hls.js: penalise the pathway, try the next
+                    pathway, rungs = self._rung_urls(variants)
                 current = min(current, len(rungs) - 1)
                 body, _ = self.get(rungs[current].uri, "playlist")
                 view = parse_media(body.decode())
                 self._init(rungs[current].uri, view)
+                if 0 < failed.status < 500:  # gone from the window: back to the live edge
+                    chunk = join_point(view, low_latency=self.low_latency)
 
     def _init(self, playlist_url: str, view: MediaView) -> None:
         if view.init_uri:

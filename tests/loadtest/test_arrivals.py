@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.arrivals import MIN_SESSION_S, ArrivalPlan, parse_scale
+from loadtest.arrivals import MIN_SESSION_S, Arrival, ArrivalPlan, parse_scale, watching
 from sim.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -57,3 +57,8 @@ def test_a_non_positive_duration_is_refused() -> None:
     with pytest.raises(ValueError, match="duration"):
         ArrivalPlan.from_scenario(load_scenario(SCENARIOS / "baseline.toml"), scale=1e-5,
                                   duration_s=0)
+
+
+def test_watching_counts_sessions_under_way() -> None:
+    arrivals = [Arrival(0.0, 10.0), Arrival(2.0, 6.0), Arrival(9.0, 6.0)]
+    assert [watching(arrivals, t) for t in (0.0, 2.0, 8.0, 9.5, 10.0, 15.0)] == [1, 2, 1, 2, 1, 0]
