@@ -210,6 +210,32 @@ async def players_with_parts(window_s: float = 3.0, wait_s: float = 0.0) -> int:
 
 
 @provider
+async def surge_players(count: int = 10) -> int:
+    """`count` more players join at once; returns how many play now."""
+    players = current().players
+    assert players is not None, "start_players first"
+    players.grow(int(count))
+    return players.count
+
+
+@provider
+async def share_of_players_with_parts(window_s: float = 3.0) -> float:
+    players = current().players
+    return round(players.share_with_parts(window_s), 3) if players else 0.0
+
+
+@provider
+async def edge_counters(edge: str = "a1") -> dict[str, int]:
+    """The in-process edge's cache counters (hits, misses, upstream fetches, coalesced)."""
+    platform = current().platform
+    if platform is None:
+        raise RuntimeError("edge counters need the in-process platform (not --target)")
+    stats = platform.handle("edge", "edges")[edge].stats
+    return {"hits": stats.hits, "misses": stats.misses,
+            "upstream_requests": stats.upstream_requests, "coalesced": stats.coalesced}
+
+
+@provider
 async def player_error_rate(window_s: float = 5.0) -> float:
     players = current().players
     return round(players.error_rate(window_s), 4) if players else 1.0

@@ -46,6 +46,8 @@ class PlayerPool:
     fetches: deque[Fetch] = field(default_factory=lambda: deque(maxlen=100_000))
     current: list[str] = field(default_factory=list)  # each player's pathway
     failovers: int = 0
+    _client: httpx.AsyncClient | None = None
+    _nursery: trio.Nursery | None = None
 
     def __post_init__(self) -> None:
         if not self.pathways:
@@ -56,12 +58,26 @@ class PlayerPool:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        limits = httpx.Limits(max_connections=4 * self.count)
-        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client, \
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client, \
                 trio.open_nursery() as nursery:
+            self._client, self._nursery = client, nursery
             for index in range(self.count):
                 nursery.start_soon(self._play, client, index)
             task_status.started()
+
+    def grow(self, extra: int) -> None:
+        """`extra` more players join at once (a surge), on the first pathway."""
+        if self._client is None or self._nursery is None:
+            raise RuntimeError("the pool is not running")
+        first = next(iter(self.pathways))
+        for index in range(self.count, self.count + extra):
+            self.current.append(first)
+            self._nursery.start_soon(self._play, self._client, index)
+        self.count += extra
+
+    def share_with_parts(self, window_s: float) -> float:
+        """The share of all players that got a part in the last `window_s`."""
+        return self.players_with_parts(window_s) / self.count
 
     def window(self, window_s: float) -> list[Fetch]:
         since = trio.current_time() - window_s

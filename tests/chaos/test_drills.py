@@ -100,3 +100,14 @@ async def test_db_hotspot_viewers_unaffected_by_a_slowed_database() -> None:
     # the fault was in the path: an uncached read pays at least one slowed round trip
     assert run["a-database-read-through-the-api-ms"] >= 200
     assert run["a-database-read-through-the-api-ms-before"] >= 0
+
+
+async def test_viewer_surge_every_player_keeps_getting_parts() -> None:
+    experiment = load_experiment(chaos_cli.resolve("surge"))
+    short = configuration(experiment, short=True)
+    journal = await chaos_cli.drill(experiment, short)
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["surge-of-viewers"] == short["players"] + short["surge"]
+    edge = run["cdn-a-edge-cache-counters"]
+    assert edge["hits"] > edge["upstream_requests"] > 0  # the edge absorbed the surge
