@@ -146,6 +146,11 @@ def _q(x: FloatArray, q: float) -> float:
     return float(np.quantile(x, q)) if x.size else math.nan
 
 
+def _ratio(num: float, den: float) -> float:
+    """A rate with nothing to count (no viewers, no messages) is NaN, which fails its SLO."""
+    return num / den if den > 0 else math.nan
+
+
 def weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
     if values.size == 0 or weights.sum() <= 0:
         return math.nan
@@ -192,20 +197,20 @@ def collect(m: Model, events: int) -> RunResult:
     sessions_total = float(rec["viewers_start"][0]) + cnt["joiners"]
     summary = {
         "startup_p95_s": _q(np.concatenate(cat), 0.95),
-        "rebuffer_ratio": float(rec["stall"].sum() / max(rec["viewers"].sum(), 1e-9)),
+        "rebuffer_ratio": _ratio(float(rec["stall"].sum()), float(rec["viewers"].sum())),
         "live_latency_p95_s": _q(np.concatenate(lat), 0.95),
         "chat_delivery_p99_s": weighted_quantile(np.concatenate(chat_v),
                                                  np.concatenate(chat_w), 0.99),
-        "viewer_error_rate": (cnt["failed"] + cnt["abandoned"]) / max(sessions_total, 1e-9),
-        "chat_loss_rate": cnt["lost"] / max(cnt["sent"], 1e-9),
-        "moderation_wait_p95_s": _q(all_mod, 0.95) if all_mod.size else 0.0,
-        "refused_stream_ratio": m.tc.blocked / max(m.tc.offered, 1),
+        "viewer_error_rate": _ratio(cnt["failed"] + cnt["abandoned"], sessions_total),
+        "chat_loss_rate": _ratio(cnt["lost"], cnt["sent"]),
+        "moderation_wait_p95_s": _q(all_mod, 0.95),  # NaN without flags: fails its SLO
+        "refused_stream_ratio": _ratio(m.tc.blocked, m.tc.offered),
         "peak_viewers": float(rec["viewers"].max()),
         "peak_egress_gbps": float(rec["egress_gbps"].max()),
         "peak_origin_rps": float(rec["origin_rps"].max()),
         "mean_viewers": float(rec["viewers"].mean()),
         "arrivals_per_s": cnt["arrived"] / (m.steps * m.dt),
-        "chat_refusal_rate": cnt["limited"] / max(cnt["limited"] + cnt["sent"], 1e-9),
+        "chat_refusal_rate": _ratio(cnt["limited"], cnt["limited"] + cnt["sent"]),
         "chat_skipped_ratio": cnt["skipped"] / max(cnt["sent"], 1e-9),
         "live_jumps_per_probe": m.probes.jumps / max(m.probes.started, 1),
         "moderation_area": m.mod.in_system_area(),

@@ -98,6 +98,10 @@ def test_nan_or_no_samples_fails_its_slo_with_the_reason() -> None:
         assert math.isnan(verdicts[metric].mean)
         assert not verdicts[metric].passed and "no samples" in verdicts[metric].reason
     assert not run.passed
+    # no flags at all: no moderation wait measured, which is not a pass either
+    quiet = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, flag_fraction=0.0))
+    v_mod = {v.metric: v for v in run_scenario(quiet).verdicts}["moderation_wait_p95_s"]
+    assert math.isnan(v_mod.mean) and not v_mod.passed
 
 
 def test_slow_mode_refusals_count_against_an_slo() -> None:
