@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -32,18 +33,23 @@ class ChatWriter:
     auth: dict[str, str]
     stream_id: str
     interval_s: float
+    name: str = "writer"
     acked: dict[str, float] = field(default_factory=dict)  # message id -> when acked
     failures: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> count
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base, timeout=5) as client:
-            n = 0
-            while True:
-                client_id = f"drill-{n}"
-                while not await self._post(client, client_id, f"message {n}"):  # noqa: ASYNC110
-                    await trio.sleep(self.interval_s)  # retry pacing, not synchronisation
-                n += 1
-                await trio.sleep(self.interval_s)  # the writer's message rate
+        retry_s = max(self.interval_s, 0.05)
+        with self.scope:
+            async with httpx.AsyncClient(base_url=self.base, timeout=5) as client:
+                n = 0
+                while True:
+                    client_id = f"{self.name}-{n}"
+                    while not await self._post(client, client_id, f"{self.name} says {n}"):  # noqa: ASYNC110
+                        await trio.sleep(retry_s)  # retry pacing, not synchronisation
+                    n += 1
+                    await trio.sleep(self.interval_s)  # the writer's message rate
 
     async def _post(self, client: httpx.AsyncClient, client_id: str, text: str) -> bool:
         try:
@@ -52,6 +58,7 @@ class ChatWriter:
         except httpx.HTTPError:
             self.failures += 1
             return False
+        self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
         if r.status_code != 201:
             self.failures += 1
             return False
@@ -75,6 +82,9 @@ async def start_service(services: str = "gateway,chat", name: str = "api") -> st
     drill = current()
     data_dir = Path(tempfile.mkdtemp(prefix=f"streamscale-{name}-"))
     env = {**_CHEAP_HASHING, "STREAMSCALE_GATEWAY__PORT": str(free_port()),
+           # every drill user signs up from one address: the per-IP sign-in limit would
+           # refuse all but the first few (per-user write limits stay as configured)
+           "STREAMSCALE_GATEWAY__LOGIN_RATE_PER_MINUTE": "100000",
            "STREAMSCALE_CHAT__PORT": str(free_port()),
            "STREAMSCALE_MEDIA__RTMP_PORT": "0", "STREAMSCALE_ORIGIN__PORT": "0"}
     service = ServiceProcess(services, data_dir, env=env)
@@ -116,46 +126,90 @@ async def service_answers(name: str = "api", timeout_s: float = 2.0) -> bool:
         return False
 
 
+async def _sign_in(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    await client.post("/api/users/register", json={
+        "username": username, "email": f"{username}@example.com", "password": "pass word 1"})
+    login = await client.post("/api/users/login", json={
+        "login": username, "password": "pass word 1"})
+    login.raise_for_status()
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def _writers() -> list[ChatWriter]:
+    writers: list[ChatWriter] = current().state.setdefault("chat_writers", [])
+    return writers
+
+
 @provider
-async def start_chat_writer(name: str = "api", interval_s: float = 0.1) -> str:
-    """A caster with a live stream and a background writer posting to its chat."""
+async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
+                            username: str = "writer") -> str:
+    """A writer posting to the drill's stream chat in the background (the first one starts
+    the stream as its caster)."""
     drill = current()
     base = _service(name).urls["api"].removesuffix("/api")
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        await client.post("/api/users/register", json={
-            "username": "writer", "email": "writer@example.com", "password": "pass word 1"})
-        login = await client.post("/api/users/login", json={
-            "login": "writer", "password": "pass word 1"})
-        login.raise_for_status()
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        started = await client.post("/api/streams/start", headers=auth,
-                                    json={"title": "spof", "category": "test"})
-        started.raise_for_status()
-    writer = ChatWriter(base, auth, started.json()["stream"]["id"], interval_s)
-    drill.state["chat_writer"] = writer
+        auth = await _sign_in(client, username)
+        stream_id = drill.state.get("chat_stream_id")
+        if stream_id is None:
+            started = await client.post("/api/streams/start", headers=auth,
+                                        json={"title": "chat drill", "category": "test"})
+            started.raise_for_status()
+            stream_id = drill.state["chat_stream_id"] = started.json()["stream"]["id"]
+    writer = ChatWriter(base, auth, str(stream_id), float(interval_s), name=username)
+    _writers().append(writer)
     drill.nursery.start_soon(writer.run)
     return writer.stream_id
 
 
-def _writer() -> ChatWriter:
-    writer = current().state.get("chat_writer")
-    if not isinstance(writer, ChatWriter):
-        raise RuntimeError("start_chat_writer first")
-    return writer
+@provider
+async def chat_flood(writers: int = 20, name: str = "api") -> int:
+    """`writers` more users post into the same room as fast as they are answered."""
+    async with trio.open_nursery() as nursery:
+        for i in range(int(writers)):
+            nursery.start_soon(partial(start_chat_writer, name, 0.0, f"flood{i}"))
+    return len(_writers())
 
 
 @provider
-async def chat_acks(window_s: float = 3.0) -> int:
-    """Messages acknowledged in the last `window_s`."""
+async def stop_chat_flood() -> dict[str, int]:
+    """Stop the flood writers; returns the answers they got (HTTP status -> count)."""
+    totals: dict[str, int] = {}
+    for writer in _writers():
+        if writer.name.startswith("flood"):
+            writer.scope.cancel()
+            for status, count in writer.statuses.items():
+                totals[str(status)] = totals.get(str(status), 0) + count
+    return totals
+
+
+def _writer(username: str = "writer") -> ChatWriter:
+    for writer in _writers():
+        if writer.name == username:
+            return writer
+    raise RuntimeError(f"no chat writer {username!r}: start_chat_writer first")
+
+
+@provider
+async def chat_answers(username: str = "writer") -> dict[str, int]:
+    """What `username`'s posts were answered with so far (HTTP status -> count)."""
+    writer = _writer(username)
+    return {str(k): v for k, v in sorted(writer.statuses.items())} | {
+        "connection_failures": writer.failures - sum(
+            v for k, v in writer.statuses.items() if k != 201)}
+
+
+@provider
+async def chat_acks(window_s: float = 3.0, username: str = "writer") -> int:
+    """`username`'s messages acknowledged in the last `window_s`."""
     since = trio.current_time() - window_s
-    return sum(at >= since for at in _writer().acked.values())
+    return sum(at >= since for at in _writer(username).acked.values())
 
 
 @provider
 async def acked_messages_lost() -> int:
-    """Acknowledged messages missing from the chat history (must be 0)."""
+    """Acknowledged messages (every writer's) missing from the chat history (must be 0)."""
     writer = _writer()
-    acked = set(writer.acked)
+    acked = {message for w in _writers() for message in w.acked}
     seen: set[str] = set()
     async with httpx.AsyncClient(base_url=writer.base, timeout=10) as client:
         cursor: str | None = None

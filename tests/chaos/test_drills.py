@@ -111,3 +111,14 @@ async def test_viewer_surge_every_player_keeps_getting_parts() -> None:
     assert run["surge-of-viewers"] == short["players"] + short["surge"]
     edge = run["cdn-a-edge-cache-counters"]
     assert edge["hits"] > edge["upstream_requests"] > 0  # the edge absorbed the surge
+
+
+async def test_chat_flood_regular_viewer_served_nothing_acked_lost() -> None:
+    experiment = load_experiment(chaos_cli.resolve("chat_flood"))
+    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    assert journal["status"] == "completed", journal
+    flood = {r["activity"]["name"]: r["output"] for r in journal["rollbacks"]}["stop-the-flood"]
+    assert flood["429"] > 0 and flood["201"] > 0  # the limits refused part of the flood
+    after = {p["activity"]["name"]: p["output"]
+             for p in journal["steady_states"]["after"]["probes"]}
+    assert after["acknowledged-messages-lost"] == 0
