@@ -187,6 +187,32 @@ async def proxy_bytes(proxy: str = "db") -> int:
     return stats.bytes_up + stats.bytes_down
 
 
+@provider
+async def rtmp_reconnect_storm(publishers: int = 20, rounds: int = 3) -> dict[str, object]:
+    """`publishers` other casters' encoders (scripted RTMP, no media) connect, publish,
+    drop and reconnect all at once, `rounds` times, while the drill's stream goes on."""
+    from .process import reconnect_storm
+
+    drill = current()
+    keys = []
+    for i in range(int(publishers)):
+        password = "pass word 1"
+        name = f"storm{i}"
+        await drill.api.post("/api/users/register", json={
+            "username": name, "email": f"{name}@example.com", "password": password})
+        login = await drill.api.post("/api/users/login", json={
+            "login": name, "password": password})
+        login.raise_for_status()
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        started = await drill.api.post("/api/streams/start", headers=auth,
+                                       json={"title": name, "category": "test"})
+        started.raise_for_status()
+        keys.append(started.json()["stream_key"])
+    result = await reconnect_storm(drill.target.rtmp, keys, rounds=int(rounds))
+    return {"accepted": result.accepted, "refused": result.refused, "failed": result.failed,
+            "reasons": result.reasons}
+
+
 # -- viewers ----------------------------------------------------------------------------
 
 @provider

@@ -122,3 +122,14 @@ async def test_chat_flood_regular_viewer_served_nothing_acked_lost() -> None:
     after = {p["activity"]["name"]: p["output"]
              for p in journal["steady_states"]["after"]["probes"]}
     assert after["acknowledged-messages-lost"] == 0
+
+
+async def test_media_overload_storm_beside_a_live_stream() -> None:
+    experiment = load_experiment(chaos_cli.resolve("media_overload"))
+    short = configuration(experiment, short=True)
+    journal = await chaos_cli.drill(experiment, short)
+    assert journal["status"] == "completed", journal
+    storm = {r["activity"]["name"]: r["output"] for r in journal["run"]}["rtmp-reconnect-storm"]
+    attempts = short["storm_publishers"] * short["storm_rounds"]
+    assert storm["accepted"] + storm["refused"] + storm["failed"] == attempts
+    assert storm["accepted"] > 0
