@@ -166,3 +166,10 @@ def test_cli_refuses_unknown_drills_and_half_targets(capsys: pytest.CaptureFixtu
     assert chaos_cli.main(["cdn_outage", "--target", "http://127.0.0.1:1"]) == 2
     assert "--target needs --rtmp" in capsys.readouterr().err
     assert chaos_cli.main(["cdn_outage", "--var", "oops"]) == 2
+
+
+def test_shipped_drills_are_valid_chaos_toolkit_experiments() -> None:
+    from chaoslib.experiment import ensure_experiment_is_valid  # type: ignore[import-untyped]
+
+    for name in chaos_cli.available():
+        ensure_experiment_is_valid(load_experiment(chaos_cli.resolve(name)))
