@@ -49,7 +49,7 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "load"
     done = subprocess.run(
         [sys.executable, "-m", "streamscale.cli", "load", "baseline", "--duration", "15",
-         "--scale", "tiny", "--streamers", "1", "--out", str(out)],
+         "--scale", "tiny", "--streamers", "1", "--classic-share", "0.3", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("locust_stats.csv", "locust_failures.csv", "report.html", "summary.json"):
@@ -58,6 +58,7 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     by_name = summary["by_name"]
     assert by_name["GET part"]["count"] > 0  # players loaded LL-HLS parts
     assert by_name["GET playlist (blocking)"]["count"] > 0
+    assert by_name["GET segment"]["count"] > 0  # the classic-HLS share loaded segments
     assert by_name["GET master"]["count"] > 0 and by_name["GET steering"]["count"] > 0
     server_errors = [f for f in summary["failure_kinds"] if "HTTP 5" in f["error"]]
     assert server_errors == []
