@@ -18,6 +18,7 @@ part p50/p99 and live latency p95 (the platform's answer, which includes its own
 on core 0); then the largest honest N of each kind. Prints; asserts nothing.
 
     .venv/bin/python bench/players.py [--seconds 12] [--players 25,50,100,200]
+        [--kinds HlsPlayer,PlainPeer]
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ async def _one(kind: str, players: int, seconds: float, base: LoadSettings,
     }
 
 
-async def main(seconds: float, populations: list[int]) -> None:
+async def main(seconds: float, populations: list[int], kinds: list[str]) -> None:
     os.sched_setaffinity(0, {0})
     with tempfile.TemporaryDirectory(prefix="bench-players-") as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "out"
@@ -114,7 +115,7 @@ async def main(seconds: float, populations: list[int]) -> None:
                   f"{'lag p99':>8} {'part p50':>9} {'part p99':>9} {'lat p95':>8} {'fail':>5}"
                   "  honest")
             best: dict[str, int] = {}
-            for kind in ("HlsPlayer", "PlainPeer"):
+            for kind in kinds:
                 for n in populations:
                     r = await _one(kind, n, seconds, base, out)
                     honest = r["cpu"] < CPU_LIMIT and r["lag_p99_s"] < LAG_P99_LIMIT_S
@@ -126,7 +127,7 @@ async def main(seconds: float, populations: list[int]) -> None:
                           f"{r['latency_p95_s']:7.2f}s {r['failures']:5.0f}  "
                           f"{'yes' if honest else 'NO'}", flush=True)
             nursery.cancel_scope.cancel()
-    for kind in ("HlsPlayer", "PlainPeer"):
+    for kind in kinds:
         print(f"{kind}: largest honest population on one core: {best.get(kind, 0)} "
               f"(CPU < {CPU_LIMIT:.0%}, generator lag p99 < {1000 * LAG_P99_LIMIT_S:.0f} ms)")
 
@@ -135,5 +136,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--players", default="25,50,100,200")
+    parser.add_argument("--kinds", default="HlsPlayer,PlainPeer")
     args = parser.parse_args()
-    trio.run(main, args.seconds, [int(n) for n in args.players.split(",")])
+    trio.run(main, args.seconds, [int(n) for n in args.players.split(",")],
+             args.kinds.split(","))

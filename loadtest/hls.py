@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import m3u8
 
@@ -103,6 +104,17 @@ def parse_media(text: str) -> MediaView:
         init_uri=playlist.segment_map[0].uri if playlist.segment_map else None,
         ended=bool(playlist.is_endlist),
     )
+
+
+@lru_cache(maxsize=256)
+def parse_media_shared(text: str) -> MediaView:
+    """`parse_media`, shared by the players of one generator process.
+
+    LL-HLS wakes every player of a rendition at once with the same playlist bytes; parsing
+    them once per process instead of once per player keeps that burst (and the generator's
+    own lag, which would inflate every figure it measures) short. Views are immutable.
+    """
+    return parse_media(text)
 
 
 def _chunks(view: MediaView, low_latency: bool) -> tuple[Chunk, ...]:

@@ -37,7 +37,7 @@ from ..hls import (
     choose_variant,
     join_point,
     next_chunk,
-    parse_media,
+    parse_media_shared,
     steering_pathway,
 )
 from ._common import cmcd_query, metric, schedule, settings, with_query
@@ -184,7 +184,7 @@ class _Session:
         current = choose_variant([v.bandwidth_bps for v in rungs],
                                  self.throughput.estimate_bps(), -1)
         body, _ = self.get(rungs[current].uri, "playlist")
-        view = parse_media(body.decode())
+        view = parse_media_shared(body.decode())
         chunk = join_point(view, low_latency=self.low_latency)
         self._init(rungs[current].uri, view)
         while time.monotonic() < self.end_s and self.errors < MAX_ERRORS:
@@ -196,7 +196,7 @@ class _Session:
                 if best != current:
                     current = best
                     body, _ = self.get(rungs[current].uri, "playlist")
-                    view = parse_media(body.decode())
+                    view = parse_media_shared(body.decode())
                     self._init(rungs[current].uri, view)
                 following = next_chunk(view, chunk, low_latency=self.low_latency)
                 while following is None and time.monotonic() < self.end_s:
@@ -213,7 +213,7 @@ class _Session:
                     pathway, rungs = self._rung_urls(variants)
                 current = min(current, len(rungs) - 1)
                 body, _ = self.get(rungs[current].uri, "playlist")
-                view = parse_media(body.decode())
+                view = parse_media_shared(body.decode())
                 self._init(rungs[current].uri, view)
                 if 0 < failed.status < 500:  # gone from the window: back to the live edge
                     chunk = join_point(view, low_latency=self.low_latency)
@@ -232,7 +232,7 @@ class _Session:
         else:  # classic polling: hls.js reloads every target duration
             gevent.sleep(max(view.target_duration_s, 0.1))
             body, _ = self.get(playlist_url, "playlist")
-        return parse_media(body.decode())
+        return parse_media_shared(body.decode())
 
     def _load(self, playlist_url: str, chunk: Chunk) -> None:
         body, elapsed_s = self.get(urljoin(playlist_url, chunk.uri),
