@@ -34,7 +34,9 @@ class ChatWriter:
     stream_id: str
     interval_s: float
     name: str = "writer"
+    text: str = "{name} says {n}"  # what it posts ({name}, {n} filled in)
     acked: dict[str, float] = field(default_factory=dict)  # message id -> when acked
+    held: set[str] = field(default_factory=set)  # acked, held for a moderator
     failures: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> count
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -46,7 +48,8 @@ class ChatWriter:
                 n = 0
                 while True:
                     client_id = f"{self.name}-{n}"
-                    while not await self._post(client, client_id, f"{self.name} says {n}"):  # noqa: ASYNC110
+                    text = self.text.format(name=self.name, n=n)
+                    while not await self._post(client, client_id, text):  # noqa: ASYNC110
                         await trio.sleep(retry_s)  # retry pacing, not synchronisation
                     n += 1
                     await trio.sleep(self.interval_s)  # the writer's message rate
@@ -65,6 +68,8 @@ class ChatWriter:
         body = r.json()
         if body["status"] == "visible":
             self.acked[body["id"]] = trio.current_time()
+        elif body["status"] == "held":
+            self.held.add(body["id"])
         return True
 
 
@@ -142,7 +147,7 @@ def _writers() -> list[ChatWriter]:
 
 @provider
 async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
-                            username: str = "writer") -> str:
+                            username: str = "writer", text: str = "{name} says {n}") -> str:
     """A writer posting to the drill's stream chat in the background (the first one starts
     the stream as its caster)."""
     drill = current()
@@ -155,7 +160,8 @@ async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
                                         json={"title": "chat drill", "category": "test"})
             started.raise_for_status()
             stream_id = drill.state["chat_stream_id"] = started.json()["stream"]["id"]
-    writer = ChatWriter(base, auth, str(stream_id), float(interval_s), name=username)
+    writer = ChatWriter(base, auth, str(stream_id), float(interval_s), name=username,
+                        text=text)
     _writers().append(writer)
     drill.nursery.start_soon(writer.run)
     return writer.stream_id
@@ -171,11 +177,68 @@ async def chat_flood(writers: int = 20, name: str = "api") -> int:
 
 
 @provider
-async def stop_chat_flood() -> dict[str, int]:
-    """Stop the flood writers; returns the answers they got (HTTP status -> count)."""
+async def link_raid(writers: int = 10, name: str = "api") -> int:
+    """`writers` raiders post spam links as fast as they are answered (held for review
+    once the channel holds links)."""
+    async with trio.open_nursery() as nursery:
+        for i in range(int(writers)):
+            nursery.start_soon(partial(start_chat_writer, name, 0.0, f"raid{i}",
+                                       "free coins at https://{name}-{n}.example.xyz"))
+    return len(_writers())
+
+
+@provider
+async def hold_links() -> str:
+    """The caster sets the channel's link policy to "hold" (links wait for review)."""
+    caster = _writer("caster")
+    async with httpx.AsyncClient(base_url=caster.base, timeout=10) as client:
+        me = await client.get("/api/users/me", headers=caster.auth)
+        me.raise_for_status()
+        channel_id = str(me.json()["id"])
+        current().state["channel_id"] = channel_id
+        r = await client.patch(f"/api/channels/{channel_id}/chat-settings",
+                               headers=caster.auth, json={"link_policy": "hold"})
+        r.raise_for_status()
+    return str(r.json()["link_policy"])
+
+
+@provider
+async def held_missing_from_review() -> int:
+    """Messages acked as held that the caster's review queue does not list (must be 0)."""
+    caster = _writer("caster")
+    held = {message for w in _writers() for message in w.held}
+    channel_id = current().state.get("channel_id")
+    if channel_id is None:
+        return len(held)
+    queued: set[str] = set()
+    async with httpx.AsyncClient(base_url=caster.base, timeout=10) as client:
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            r = await client.get(f"/api/channels/{channel_id}/review", params=params,
+                                 headers=caster.auth)
+            r.raise_for_status()
+            body = r.json()
+            queued.update(str(item["id"]) for item in body["items"])
+            cursor = body.get("next_cursor")
+            if not cursor:
+                break
+    return len(held - queued)
+
+
+@provider
+async def held_count() -> int:
+    return sum(len(w.held) for w in _writers())
+
+
+@provider
+async def stop_chat_flood(prefix: str = "flood") -> dict[str, int]:
+    """Stop the writers named `prefix`*; returns the answers they got (status -> count)."""
     totals: dict[str, int] = {}
     for writer in _writers():
-        if writer.name.startswith("flood"):
+        if writer.name.startswith(prefix):
             writer.scope.cancel()
             for status, count in writer.statuses.items():
                 totals[str(status)] = totals.get(str(status), 0) + count

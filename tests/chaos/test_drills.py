@@ -133,3 +133,15 @@ async def test_media_overload_storm_beside_a_live_stream() -> None:
     attempts = short["storm_publishers"] * short["storm_rounds"]
     assert storm["accepted"] + storm["refused"] + storm["failed"] == attempts
     assert storm["accepted"] > 0
+
+
+async def test_moderation_backlog_held_messages_wait_in_the_review_queue() -> None:
+    experiment = load_experiment(chaos_cli.resolve("moderation_backlog"))
+    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["messages-held-for-review"] > 0  # the raid was held, not shown
+    after = {p["activity"]["name"]: p["output"]
+             for p in journal["steady_states"]["after"]["probes"]}
+    assert after["held-messages-missing-from-review"] == 0
+    assert after["acknowledged-messages-lost"] == 0
