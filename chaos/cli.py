@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from .drill import Target, open_drill
+from .plots import player_timeline, plot_players
 from .runner import (
     ExperimentError,
     Journal,
@@ -94,8 +95,11 @@ async def drill(experiment: dict[str, Any], config: dict[str, Any],
                 target: Target | None = None) -> Journal:
     """Run `experiment` with a Drill (on `target`, or a platform started for it)."""
     async with open_drill(target, start_platform=starts_platform(experiment),
-                          database=database(experiment)):
-        return await run_experiment(experiment, config=config)
+                          database=database(experiment)) as opened:
+        journal = await run_experiment(experiment, config=config)
+        if opened.players is not None:  # the players' fetches over time, for the plot
+            journal["x-streamscale"] = {"players": player_timeline(opened.players, journal)}
+        return journal
 
 
 def main(argv: list[str]) -> int:
@@ -115,6 +119,9 @@ def main(argv: list[str]) -> int:
         return 2
     journal = trio.run(drill, experiment, config, target)
     out = write_journal(journal, args.reports / path.stem / "chaos")
+    timeline = journal.get("x-streamscale", {}).get("players")
+    if timeline:
+        plot_players(timeline, journal["experiment"]["title"], out.parent / "players.png")
     print(journal_summary(journal))
     print(f"journal: {out}")
     return 0 if journal["status"] == "completed" else 1

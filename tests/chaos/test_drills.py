@@ -38,6 +38,9 @@ def test_cdn_outage_players_fail_over_to_cdn_b(tmp_path: Path,
     assert after["every-player-got-parts-recently"] == players  # during the outage
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded", "succeeded"]
     assert "completed" in (tmp_path / "cdn_outage" / "chaos" / "summary.txt").read_text()
+    timeline = journal["x-streamscale"]["players"]  # and its plot beside the journal
+    assert {"a ok", "a failed", "b ok"} <= timeline["series"].keys()
+    assert (tmp_path / "cdn_outage" / "chaos" / "players.png").stat().st_size > 0
     assert "steady state after: met" in capsys.readouterr().out
 
 
