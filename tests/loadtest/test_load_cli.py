@@ -73,3 +73,11 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     assert (started["count"], started["failures"]) == (1, 0)
     assert by_name["RTMP publish"]["count"] > 0 and by_name["RTMP publish"]["failures"] == 0
     assert set(summary["slo"]) >= {"startup_p95_s", "live_latency_p95_s", "error_rate"}
+
+
+def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["load", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "--scale" in out and "--duration" in out and "--target" in out
