@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["calibrate"]:  # REMAINDER would not pass on leading options (--quick)
         return _calibrate(argv[1:])
-    if argv[:1] == ["load"] and argv[1:2] in (["-h"], ["--help"]):  # same for load's help
+    if argv[:1] == ["load"]:  # the same for load (--help, --scale before the scenario)
         return _delegate("load", argv[1:])
     args = _parser().parse_args(argv)
     try:
