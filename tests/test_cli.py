@@ -14,6 +14,8 @@ import httpx
 import pytest
 import trio
 
+from streamscale.cli import main as cli_main
+
 STREAMSCALE = str(Path(sys.executable).parent / "streamscale")
 
 
@@ -155,6 +157,15 @@ async def test_not_yet_commands(tmp_path: Path) -> None:
     result = await trio.run_process([STREAMSCALE, "chaos", "no_such_drill"],
                                     capture_stderr=True, check=False)
     assert result.returncode == 2 and b"drills: cdn_outage" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["load", "chaos", "sim", "estimate", "calibrate"])
+def test_subcommand_help_is_its_own(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`streamscale X --help` (an option before any argument) reaches X's own parser."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: streamscale {command}" in capsys.readouterr().out
 
 
 # -- a plain install (no extras) runs: optional backends load only when configured ----------

@@ -57,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["calibrate"]:  # REMAINDER would not pass on leading options (--quick)
         return _calibrate(argv[1:])
-    if argv[:1] == ["load"]:  # the same for load (--help, --scale before the scenario)
-        return _delegate("load", argv[1:])
+    if argv[:1] and argv[0] in _DELEGATED:  # the same for these (--help, options first)
+        return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "up":
@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+_DELEGATED = frozenset({"load", "chaos", "estimate", "sim", "report"})
 _NOT_YET = {
     "report": "model-vs-real reports (roadmap item 6)",
 }
