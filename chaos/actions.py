@@ -17,6 +17,7 @@ import trio
 from streamscale.testing.rtmp_client import ClientConnection
 from streamscale.testing.rtmp_session import RECEIVE_BYTES, _command
 
+from . import accounts
 from .ctk import provider
 from .drill import current
 from .players import PlayerPool
@@ -32,19 +33,10 @@ FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 async def start_stream(username: str = "caster", title: str = "chaos drill") -> str:
     """Register and sign in a caster, start a stream; returns its id."""
     drill = current()
-    password = "pass word 1"
-    await drill.api.post("/api/users/register", json={
-        "username": username, "email": f"{username}@example.com", "password": password})
-    login = await drill.api.post("/api/users/login", json={
-        "login": username, "password": password})
-    login.raise_for_status()
-    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    started = await drill.api.post("/api/streams/start", headers=auth,
-                                   json={"title": title, "category": "test"})
-    started.raise_for_status()
-    body = started.json()
-    drill.state.update(auth=auth, stream_id=body["stream"]["id"], key=body["stream_key"])
-    return str(body["stream"]["id"])
+    auth = await accounts.sign_in(drill.api, username)
+    stream_id, key = await accounts.start_stream(drill.api, auth, title)
+    drill.state.update(auth=auth, stream_id=stream_id, key=key)
+    return stream_id
 
 
 @provider
@@ -196,18 +188,10 @@ async def rtmp_reconnect_storm(publishers: int = 20, rounds: int = 3) -> dict[st
     drill = current()
     keys = []
     for i in range(int(publishers)):
-        password = "pass word 1"
         name = f"storm{i}"
-        await drill.api.post("/api/users/register", json={
-            "username": name, "email": f"{name}@example.com", "password": password})
-        login = await drill.api.post("/api/users/login", json={
-            "login": name, "password": password})
-        login.raise_for_status()
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        started = await drill.api.post("/api/streams/start", headers=auth,
-                                       json={"title": name, "category": "test"})
-        started.raise_for_status()
-        keys.append(started.json()["stream_key"])
+        auth = await accounts.sign_in(drill.api, name)
+        _, key = await accounts.start_stream(drill.api, auth, name)
+        keys.append(key)
     result = await reconnect_storm(drill.target.rtmp, keys, rounds=int(rounds))
     return {"accepted": result.accepted, "refused": result.refused, "failed": result.failed,
             "reasons": result.reasons}

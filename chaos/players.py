@@ -111,29 +111,27 @@ class PlayerPool:
 
     async def _poll(self, client: httpx.AsyncClient, index: int, pathway: str, base: str,
                     seen: set[str]) -> bool:
-        try:
-            with trio.fail_after(self.timeout_s):
-                playlist = await client.get(f"{base}/index.m3u8")
-        except (httpx.HTTPError, trio.TooSlowError):
-            self._record(index, pathway, "playlist", False)
-            return False
-        ok = playlist.status_code == 200
-        self._record(index, pathway, "playlist", ok)
-        if not ok:
+        playlist = await self._fetch(client, index, pathway, f"{base}/index.m3u8", "playlist")
+        if playlist is None:
             return False
         uris = _PART_URI.findall(playlist.text) or _SEGMENT_URI.findall(playlist.text)
         for uri in uris[-3:]:  # the live edge: what a low-latency player fetches next
             if uri in seen:
                 continue
-            try:
-                with trio.fail_after(self.timeout_s):
-                    part = await client.get(f"{base}/{uri}")
-            except (httpx.HTTPError, trio.TooSlowError):
-                self._record(index, pathway, "part", False)
-                return False
-            ok = part.status_code == 200
-            self._record(index, pathway, "part", ok)
-            if not ok:
+            if await self._fetch(client, index, pathway, f"{base}/{uri}", "part") is None:
                 return False
             seen.add(uri)
         return True
+
+    async def _fetch(self, client: httpx.AsyncClient, index: int, pathway: str, url: str,
+                     kind: str) -> httpx.Response | None:
+        """GET within the player's timeout, recorded; the answer if it was a 200."""
+        try:
+            with trio.fail_after(self.timeout_s):
+                response = await client.get(url)
+        except (httpx.HTTPError, trio.TooSlowError):
+            self._record(index, pathway, kind, False)
+            return None
+        ok = response.status_code == 200
+        self._record(index, pathway, kind, ok)
+        return response if ok else None

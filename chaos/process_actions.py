@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from . import accounts
 from .ctk import provider
 from .drill import current
 from .process import ServiceProcess, free_port
@@ -131,15 +132,6 @@ async def service_answers(name: str = "api", timeout_s: float = 2.0) -> bool:
         return False
 
 
-async def _sign_in(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    await client.post("/api/users/register", json={
-        "username": username, "email": f"{username}@example.com", "password": "pass word 1"})
-    login = await client.post("/api/users/login", json={
-        "login": username, "password": "pass word 1"})
-    login.raise_for_status()
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 def _writers() -> list[ChatWriter]:
     writers: list[ChatWriter] = current().state.setdefault("chat_writers", [])
     return writers
@@ -153,13 +145,11 @@ async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
     drill = current()
     base = _service(name).urls["api"].removesuffix("/api")
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        auth = await _sign_in(client, username)
+        auth = await accounts.sign_in(client, username)
         stream_id = drill.state.get("chat_stream_id")
         if stream_id is None:
-            started = await client.post("/api/streams/start", headers=auth,
-                                        json={"title": "chat drill", "category": "test"})
-            started.raise_for_status()
-            stream_id = drill.state["chat_stream_id"] = started.json()["stream"]["id"]
+            stream_id, _ = await accounts.start_stream(client, auth, "chat drill")
+            drill.state["chat_stream_id"] = stream_id
     writer = ChatWriter(base, auth, str(stream_id), float(interval_s), name=username,
                         text=text)
     _writers().append(writer)
@@ -210,21 +200,7 @@ async def held_missing_from_review() -> int:
     channel_id = current().state.get("channel_id")
     if channel_id is None:
         return len(held)
-    queued: set[str] = set()
-    async with httpx.AsyncClient(base_url=caster.base, timeout=10) as client:
-        cursor: str | None = None
-        while True:
-            params: dict[str, str | int] = {"limit": 100}
-            if cursor:
-                params["cursor"] = cursor
-            r = await client.get(f"/api/channels/{channel_id}/review", params=params,
-                                 headers=caster.auth)
-            r.raise_for_status()
-            body = r.json()
-            queued.update(str(item["id"]) for item in body["items"])
-            cursor = body.get("next_cursor")
-            if not cursor:
-                break
+    queued = await _all_ids(caster.base, f"/api/channels/{channel_id}/review", caster.auth)
     return len(held - queued)
 
 
@@ -273,21 +249,26 @@ async def acked_messages_lost() -> int:
     """Acknowledged messages (every writer's) missing from the chat history (must be 0)."""
     writer = _writer()
     acked = {message for w in _writers() for message in w.acked}
-    seen: set[str] = set()
-    async with httpx.AsyncClient(base_url=writer.base, timeout=10) as client:
+    seen = await _all_ids(writer.base, f"/api/streams/{writer.stream_id}/chat")
+    lost = acked - seen
+    if lost:
+        log.warning("%d acknowledged messages lost: %s", len(lost), sorted(lost)[:10])
+    return len(lost)
+
+
+async def _all_ids(base: str, path: str, headers: dict[str, str] | None = None) -> set[str]:
+    """The ids of every item of a cursor-paged API listing."""
+    ids: set[str] = set()
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
         cursor: str | None = None
         while True:
             params: dict[str, str | int] = {"limit": 100}
             if cursor:
                 params["cursor"] = cursor
-            r = await client.get(f"/api/streams/{writer.stream_id}/chat", params=params)
+            r = await client.get(path, params=params)
             r.raise_for_status()
             body = r.json()
-            seen.update(str(item["id"]) for item in body["items"])
+            ids.update(str(item["id"]) for item in body["items"])
             cursor = body.get("next_cursor")
             if not cursor:
-                break
-    lost = acked - seen
-    if lost:
-        log.warning("%d acknowledged messages lost: %s", len(lost), sorted(lost)[:10])
-    return len(lost)
+                return ids
