@@ -127,8 +127,9 @@ def platform_config(data_dir: Path) -> Config:
         chat=dataclasses.replace(base.chat, port=0),
         # players fetch every part (~0.33 s): a 3 s idle window counts the concurrent ones,
         # where the 10 s default would also count sessions that ended (runs churn fast)
-        cdn=CdnConfig(edges=base.cdn.edges, viewer_sample_s=1.0, records_flush_s=0.5,
-                      viewer_idle_s=3.0),
+        # edges on free ports too: the defaults (8090, 8091) may be taken on this machine
+        cdn=CdnConfig(edges=tuple(dataclasses.replace(e, port=0) for e in base.cdn.edges),
+                      viewer_sample_s=1.0, records_flush_s=0.5, viewer_idle_s=3.0),
     )
 
 
