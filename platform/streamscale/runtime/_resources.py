@@ -20,6 +20,7 @@ import trio
 from ..backends.storage import Store
 from ..config import Config
 from ._at_rest import load_secrets_key, secure_data_dir
+from ._metrics import Metrics
 
 if TYPE_CHECKING:
     from ..backends.bus import Bus
@@ -41,6 +42,8 @@ class Resources:
     # service -> label -> URL of the services started in this process (their real ports
     # when configured with port 0); other processes' services are found from the config.
     started_urls: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Prometheus collectors of this process's services (runtime/_metrics.py)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def service_url(self, service: str, label: str, default: str) -> str:
         """Where `service` serves `label`: its bound URL if it runs in this process, else
