@@ -157,3 +157,45 @@ async def test_waiters_answered_in_one_pass_keep_their_connections_right(
         assert answer[1] == body
         await client.aclose()
     assert origin.counts[reload.encode()] == 1
+
+
+async def test_a_joining_viewer_gets_the_playlist_the_last_blocking_reload_brought(
+    origin: CountingOrigin, edge: Edge
+) -> None:
+    """The plain playlist is cached for its max-age (1 s, three parts); a viewer joining
+    from that copy would start up to a second further behind the live edge. A blocking
+    reload's answer is the newest playlist, so the edge serves it at the plain URL too."""
+    feed = LiveFeeder(origin.registry)
+    feed.seconds(1.2)
+    plain = "/live/s1/hi/index.m3u8"
+    first = await _playlist(edge, plain)  # cached for a second
+    msn, part = _next_part(first)
+    reload = f"{plain}?_HLS_msn={msn}&_HLS_part={part}"
+    client = await RawClient.connect(edge.url)
+    await client.send_raw(get(reload))
+    await parked(edge, 1)
+    feed.parts(1)
+    answer = await client.response()
+    await client.aclose()
+    assert answer is not None and answer[0].status_code == 200
+    newest = answer[1]
+    assert f"{msn}.{part}.m4s".encode() in newest and newest != first
+    joined = await RawClient.connect(edge.url)
+    await joined.send_raw(get(plain))
+    answer = await joined.response()
+    await joined.aclose()
+    assert answer is not None and answer[1] == newest
+    assert header(answer[0], b"x-cache") == b"HIT"
+    assert header(answer[0], b"cache-control") == b"max-age=1"
+    assert origin.counts[plain.encode()] == 1  # the plain URL went upstream once
+    # a delta update (`_HLS_skip`) is not the whole playlist: it never replaces it
+    msn, part = _next_part(newest)
+    delta = f"{plain}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES"
+    skipper = await RawClient.connect(edge.url)
+    await skipper.send_raw(get(delta))
+    await parked(edge, 1)
+    feed.parts(1)
+    answer = await skipper.response()
+    await skipper.aclose()
+    assert answer is not None and answer[0].status_code == 200
+    assert await _playlist(edge, plain) == newest

@@ -36,6 +36,12 @@ FAULTS = (None, "down", "blackhole")
 _STREAM_RE = re.compile(rb"[A-Za-z0-9_-]{1,64}")
 _TARGET_DURATION = b"#EXT-X-TARGETDURATION:"
 _HOLD_TARGETS = 3.0  # the origin holds a request up to 3 target durations, then 503s
+# A blocking reload's answer (`?_HLS_msn=N[&_HLS_part=M]`, no delta skip) is the newest
+# full playlist there is: it also becomes the plain URL's entry, for a second, so a viewer
+# joining through this edge starts from it instead of a copy up to its max-age (1 s: three
+# parts) old, which would put them that much further behind the live edge for good.
+_BLOCKING_QUERY = re.compile(rb"_HLS_msn=\d+(?:&_HLS_part=\d+)?")
+_FRESHEST_CACHE_CONTROL = b"max-age=1"
 _HOLD_MARGIN_S = 2.0
 _DEFAULT_TARGET_S = 6.0  # before the edge has seen a stream's playlist
 _OK = Ready(Head(200, [(b"content-type", b"text/plain; charset=utf-8"),
@@ -198,6 +204,12 @@ class EdgeRoutes:
             hit = Ready(heads.get(status, content_type, cache_control, b"HIT"), body)
             self.cache.put(key, Entry(hit, trio.current_time() + ttl_s, stream_id,
                                       rendition, key))
+            path, _, query = key.partition(b"?")
+            if status == 200 and rendition and _BLOCKING_QUERY.fullmatch(query):
+                plain = Ready(heads.get(status, content_type, _FRESHEST_CACHE_CONTROL, b"HIT"),
+                              body)
+                self.cache.put(path, Entry(plain, trio.current_time() + 1.0, stream_id,
+                                           rendition, path))
         return Ready(heads.get(status, content_type, cache_control, b"MISS"), body)
 
     def _learn_target(self, stream_id: str, playlist: bytes) -> None:
