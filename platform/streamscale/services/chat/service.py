@@ -24,6 +24,7 @@ from ...protocols.chat import CloseCode
 from ...runtime import ServiceInfo, current_resources
 from ..auth import KeyRing
 from ..errors import ApiError
+from ._metrics import chat_metrics
 from .fanout import ChatGateway, ChatLimits, ChatRejected, serve_chat
 from .moderation.shipped_model import ProfanityCheckModel
 from .moderation_actions import room_settings_event
@@ -195,14 +196,17 @@ async def run(
         moderator = StoreModerator(store, toxicity=model,
                                     refresh_s=config.chat.moderation_refresh_s)
         await nursery.start(poster.run)
+        workers: list[ChatWorker] = []  # for /metrics
         for i in range(config.chat.workers):
             worker = ChatWorker(store, bus, moderator)
+            workers.append(worker)
             await nursery.start(worker.run, f"{poster.poster_id}-w{i}")
         nursery.start_soon(keys.maintain)
 
         async def serve(*, task_status: trio.TaskStatus[str]) -> None:
-            await serve_chat(gateway, host=config.chat.host, port=config.chat.port,
-                             task_status=task_status)
+            async with chat_metrics(gateway, workers):
+                await serve_chat(gateway, host=config.chat.host, port=config.chat.port,
+                                 task_status=task_status)
             nursery.cancel_scope.cancel()  # clients closed after shutdown: stop the workers
 
         url: str = await nursery.start(serve)

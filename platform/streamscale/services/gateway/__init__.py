@@ -16,6 +16,7 @@ from ..cdn.health import CdnHealth
 from ..chat.pipeline import ChatPoster
 from . import _framing
 from ._app import create_app
+from ._metrics import api_metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ async def run(
     hyper.graceful_timeout = config.gateway.shutdown_grace_s
     hyper.h11_max_incomplete_size = 16 * 1024
 
-    async with trio.open_nursery() as nursery:
+    async with api_metrics(app), trio.open_nursery() as nursery:
 
         async def serve_api(*, task_status: trio.TaskStatus[list[str]]) -> None:
             await serve(app, hyper, shutdown_trigger=shutdown_requested().wait,

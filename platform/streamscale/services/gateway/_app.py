@@ -24,6 +24,7 @@ from ..chat import _moderation_api as moderation_api
 from ..chat.pipeline import ChatPoster
 from ..chat.service import PostLimits
 from ..errors import ApiError, error_body
+from . import _metrics
 from ._body import MAX_DEPTH, check_json
 from ._openapi import ApiOpenAPIProvider
 from ._ratelimit import RateLimits
@@ -97,6 +98,7 @@ def create_app(
     app.register_blueprint(streaming.bp)
     app.register_blueprint(chat_api.bp)
     app.register_blueprint(moderation_api.bp)
+    _metrics.install(app)  # request counts and latency; GET /metrics (operators)
 
     @app.get("/api/health")
     @tag(["platform"])

@@ -22,6 +22,7 @@ from ..cdn.records import RECORDS_QUEUE, UsageBatch, UsageRecorder
 from ..cdn.steering import Steering
 from ..lean_http import HTTPServer, Limits
 from ._admission import Admission
+from ._metrics import origin_metrics
 from ._routes import OriginRoutes
 from ._vod import VodFiles
 from .registry import MediaRegistry
@@ -53,7 +54,7 @@ async def serve_origin(
     routes = OriginRoutes(registry, vod, steering=steering, admission=admission,
                           recorder=recorder)
     server = HTTPServer(routes, limits or Limits())
-    async with trio.open_nursery() as nursery:
+    async with origin_metrics(routes.stats), trio.open_nursery() as nursery:
         listeners: list[trio.SocketListener] = await nursery.start(partial(
             server.serve, host=host, port=port,
             shutdown=shutdown if shutdown is not None else shutdown_requested(),

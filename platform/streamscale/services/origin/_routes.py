@@ -33,11 +33,13 @@ from ...protocols.hls import (
     parse_query,
     parse_resource,
 )
+from .._metrics import metrics_reply
 from ..cdn.records import UsageRecorder
 from ..cdn.sessions import session_id
 from ..cdn.steering import Steering
 from ..lean_http import CORS, Head, Holds, Reply, Request, text_reply
 from ._admission import EDGE_HEADER, Admission
+from ._metrics import OriginStats
 from ._vod import VodFiles
 from .registry import STREAM_ID_RE, MediaRegistry
 
@@ -73,14 +75,30 @@ class OriginRoutes:
         steering: Steering | None = None,
         admission: Admission | None = None,
         recorder: UsageRecorder | None = None,
+        stats: OriginStats | None = None,
     ) -> None:
         self.registry = registry
         self.vod = vod
         self.steering = steering
         self.admission = admission
         self.recorder = recorder
+        self.stats = stats if stats is not None else OriginStats()
+        self.stats.admission = admission
 
     async def __call__(self, request: Request, holds: Holds) -> Reply:
+        reply = await self._route(request, holds)
+        stats = self.stats  # /metrics (_metrics.py): a few int increments per request
+        stats.requests += 1
+        if isinstance(reply, tuple):
+            status, body = reply[0].status, reply[1]
+        else:
+            status, body = reply.status, reply.body
+        stats.statuses[status // 100 if 100 <= status < 600 else 0] += 1
+        if request.method == b"GET":
+            stats.sent_bytes += len(body)
+        return reply
+
+    async def _route(self, request: Request, holds: Holds) -> Reply:
         path, _, query = request.target.partition(b"?")
         try:
             parts = path.decode("ascii").split("/")
@@ -89,7 +107,7 @@ class OriginRoutes:
         if len(parts) == 3 and parts[1] == "steering" and not parts[0]:
             return await self._steering(parts[2], query, holds)
         if len(parts) < 4 or parts[0] or not STREAM_ID_RE.fullmatch(parts[2]):
-            return not_found()
+            return metrics_reply() if path == b"/metrics" else not_found()
         if parts[1] == "live":
             if self.admission is None or request.header(EDGE_HEADER) is not None:
                 return await self._live(parts[2], parts[3:], query, holds)
@@ -135,6 +153,7 @@ class OriginRoutes:
                 self.steering.forget(stream_id)
             return not_found("unknown stream")
         if len(rest) == 1:
+            self.stats.master += 1
             if rest[0] == "master.m3u8":
                 low_latency = b"classic=1" not in query.split(b"&")
             elif rest[0] == "master_classic.m3u8":
@@ -154,6 +173,7 @@ class OriginRoutes:
         if name == PLAYLIST_URI:
             return await self._media_playlist(stream_id, rendition, query, holds)
         if name == "classic.m3u8":
+            self.stats.playlist += 1
             return PLAYLIST, rendition.media_playlist(low_latency=False)
         return await self._resource(stream_id, rendition, name, holds)
 
@@ -164,12 +184,22 @@ class OriginRoutes:
             req = parse_query(query) if query else _PLAIN_RELOAD
             rendition.check_request(req)
         except HLSError as exc:
+            self.stats.playlist += 1
             return text_reply(exc.status, str(exc))
+        stats = self.stats
+        if req.msn is None:
+            stats.playlist += 1
+        else:
+            stats.blocking += 1
         deadline = trio.current_time() + rendition.blocking_timeout_s
         while not rendition.playlist_ready(req):
             version = self.registry.version(stream_id)
-            with holds.hold(deadline) as scope:
-                await self.registry.wait_for_change(stream_id, version, rendition.name)
+            stats.parked += 1
+            try:
+                with holds.hold(deadline) as scope:
+                    await self.registry.wait_for_change(stream_id, version, rendition.name)
+            finally:
+                stats.parked -= 1
             if scope.cancelled_caught:
                 return text_reply(503, "playlist not ready in time; retry")
             current = self._rendition(stream_id, rendition.name)
@@ -185,6 +215,12 @@ class OriginRoutes:
         self, stream_id: str, rendition: Rendition, name: str, holds: Holds
     ) -> Reply:
         """Serve a part or segment; hold the request while it is the one being made."""
+        if name.endswith(".mp4"):
+            self.stats.init += 1
+        elif name.count(".") == 2:  # <msn>.<part>.m4s
+            self.stats.part += 1
+        else:
+            self.stats.segment += 1
         deadline = None
         current: Rendition | None = rendition
         while current is not None:

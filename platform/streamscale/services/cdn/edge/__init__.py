@@ -23,6 +23,7 @@ from ....runtime import ServiceInfo, current_resources, shutdown_requested
 from ...lean_http import HTTPServer, Limits
 from ..records import RECORDS_QUEUE, UsageBatch, UsageRecorder
 from ._cache import EdgeStats
+from ._metrics import edge_metrics
 from ._routes import Edge, EdgeRoutes, Fault
 from ._upstream import EDGE_HEADER, Upstream
 
@@ -51,7 +52,8 @@ async def serve_edge(
             trio.open_nursery() as fetchers:
         routes = EdgeRoutes(edge.name, upstream, edge.cache_mb * _MIB, recorder, fetchers)
         server = HTTPServer(routes, limits or Limits(), name=f"edge {edge.name}")
-        async with trio.open_nursery() as serving:
+        async with edge_metrics(edge.name, edge.cdn, routes.stats), \
+                trio.open_nursery() as serving:
             listeners: list[trio.SocketListener] = await serving.start(partial(
                 server.serve, host=edge.host, port=edge.port, shutdown=shutdown))
             host, port = listeners[0].socket.getsockname()[:2]

@@ -34,6 +34,7 @@ class EdgeStats:
     misses: int = 0  # answered from an upstream fetch (started or joined)
     upstream_requests: int = 0  # fetches sent upstream
     coalesced: int = 0  # misses that joined a fetch already in flight
+    upstream_errors: int = 0  # fetches that failed (502/504 made here) or answered 5xx
     evictions: int = 0  # entries pushed out by the byte budget
     cached_bytes: int = 0  # memory the cache holds now (bodies, prebuilt heads, keys)
 

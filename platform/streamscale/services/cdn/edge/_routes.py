@@ -22,6 +22,7 @@ from typing import Literal
 
 import trio
 
+from ..._metrics import metrics_reply
 from ...lean_http import Head, Holds, HTTPServer, Ready, Reply, Request, text_reply
 from ..records import UsageRecorder
 from ..sessions import cache_target, session_id
@@ -125,6 +126,8 @@ class EdgeRoutes:
             return entry.reply
         if target == b"/healthz":
             return _OK
+        if target == b"/metrics":
+            return metrics_reply()
         where = route(key.partition(b"?")[0])
         if where is None:
             return text_reply(404, "not found")
@@ -180,8 +183,11 @@ class EdgeRoutes:
         try:
             self.stats.upstream_requests += 1
             answer = await self.upstream.fetch(key, timeout_s)
+            if answer.failed or answer.status >= 500:
+                self.stats.upstream_errors += 1
             fetch.reply = self._store(key, answer, stream_id, rendition)
         except Exception:
+            self.stats.upstream_errors += 1
             log.exception("edge %s: fetch of %r failed", self.name, key)
             fetch.reply = text_reply(502, f"edge {self.name}: internal error fetching upstream")
         finally:
