@@ -321,6 +321,22 @@ class CdnConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnalyticsConfig:
+    """Stream analytics (services/analytics): ingest health reports, rollups, retention."""
+
+    health_sample_s: float = 2.0  # the media node snapshots each live stream's ingest health
+    health_flush_s: float = 10.0  # ... and sends them in batches over the bus this often
+    rollup_s: float = 60.0  # fine samples roll up into 1 min and 1 h buckets this often
+    raw_retention_s: float = 24 * 3600.0  # fine samples (viewer, health) kept this long
+    minute_retention_s: float = 30 * 24 * 3600.0  # 1 min buckets kept this long; 1 h: always
+
+    def __post_init__(self) -> None:
+        for name in ("health_sample_s", "health_flush_s", "rollup_s", "raw_retention_s",
+                     "minute_retention_s"):
+            _check(self, name, _positive)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     data_dir: Path = Path("var")
     log_level: str = "INFO"
@@ -331,6 +347,7 @@ class Config:
     origin: OriginConfig = field(default_factory=OriginConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     cdn: CdnConfig = field(default_factory=CdnConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def __post_init__(self) -> None:
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

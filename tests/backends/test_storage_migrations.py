@@ -36,6 +36,10 @@ TABLES = {
     "platform_admins",
     # 0004: viewer counts (streams.unique_viewers, viewers_by_rendition) kept over time
     "viewer_samples",
+    # 0006: analytics (ingest health, rollups and how far they got)
+    "ingest_health",
+    "analytics_rollups",
+    "analytics_rollup_state",
 }
 
 

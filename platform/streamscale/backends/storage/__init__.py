@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from ._engine import make_engine, migrate, upgrade
 from ._interface import Store
+from ._interface_analytics import AnalyticsStore, ChatActivity, HealthSample, Rollup
 from ._interface_chat import ChatStore, ModerationStore
 from ._records import (
     AnalyticsSample,
@@ -37,21 +38,25 @@ from ._sql import SqlStore
 
 __all__ = [
     "AnalyticsSample",
+    "AnalyticsStore",
     "Appeal",
     "AuditEntry",
     "Ban",
     "BannedWord",
     "ChannelRole",
+    "ChatActivity",
     "ChatMessage",
     "ChatStore",
     "ChatTimeout",
     "Conflict",
     "Follow",
+    "HealthSample",
     "InvalidCursor",
     "ModerationStore",
     "NotFound",
     "Page",
     "RefreshToken",
+    "Rollup",
     "RoomSettings",
     "SecretsKeyError",
     "SigningKey",

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ._interface_accounts import AccountStore
+from ._interface_analytics import AnalyticsStore
 from ._interface_chat import ChatStore, ModerationStore
 from ._records import (
     AnalyticsSample,
@@ -28,7 +29,7 @@ from ._records import (
 )
 
 
-class Store(ChatStore, ModerationStore, AccountStore, Protocol):
+class Store(ChatStore, ModerationStore, AccountStore, AnalyticsStore, Protocol):
     """Async storage. Every method is safe to call concurrently from many tasks."""
 
     async def close(self) -> None: ...

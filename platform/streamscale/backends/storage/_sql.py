@@ -40,6 +40,7 @@ from ._records import (
     User,
 )
 from ._sql_accounts import AccountMixin
+from ._sql_analytics import AnalyticsMixin
 from ._sql_chat import ChatMixin
 from ._sql_moderation import ModerationMixin
 from ._sql_viewers import ViewersMixin
@@ -57,7 +58,7 @@ from ._tables import (
 _LIVE = users.c.deleted_at.is_(None)  # a deleted account is a tombstone no read finds
 
 
-class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin):
+class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin, AnalyticsMixin):
     """`Store` over one SQLAlchemy engine; build it with `open_store`.
 
     Chat messages, moderation, accounts and viewer counts live in their mixins

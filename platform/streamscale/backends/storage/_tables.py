@@ -376,3 +376,66 @@ platform_admins = Table(
     PrimaryKeyConstraint("user_id", name="pk_platform_admins"),
     _user_fk("user_id", "platform_admins"),
 )
+
+# 0006: analytics (issue 14). ingest_health: a live stream's ingest health every
+# analytics.health_sample_s (services/media/health.py); analytics_rollups: viewer, chat and
+# health figures per 1 min and 1 h bucket (services/analytics/rollup.py), kept longer than
+# the fine samples; analytics_rollup_state: how far each resolution has been rolled.
+ingest_health = Table(
+    "ingest_health",
+    metadata,
+    Column("stream_id", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("ingest_kbps", Float, nullable=False),
+    Column("frame_rate_fps", Float, nullable=False),
+    Column("keyframe_interval_s", Float, nullable=False),
+    Column("frames", Integer, nullable=False),
+    Column("dropped_frames", Integer, nullable=False),
+    Column("transcoder_behind_s", Float, nullable=False),
+    Column("transcoder_load", Float, nullable=False),
+    Column("shed_rungs", Text, nullable=False),  # JSON array of rung names
+    PrimaryKeyConstraint("stream_id", "at", name="pk_ingest_health"),
+    Index("ix_ingest_health_at", "at"),
+)
+
+analytics_rollups = Table(
+    "analytics_rollups",
+    metadata,
+    Column("stream_id", Text, nullable=False),
+    Column("resolution_s", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),  # the bucket's start
+    Column("viewer_samples", Integer, nullable=False),
+    Column("concurrent_avg", Float, nullable=False),
+    Column("concurrent_max", Integer, nullable=False),
+    Column("unique_viewers", Integer, nullable=False),
+    Column("watch_s", Float, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("by_rendition", Text, nullable=False),  # JSON object: rendition -> peak viewers
+    Column("chat_messages", Integer, nullable=False),
+    Column("chat_held", Integer, nullable=False),
+    Column("chat_removed", Integer, nullable=False),
+    Column("health_samples", Integer, nullable=False),
+    Column("ingest_kbps", Float, nullable=False),
+    Column("frame_rate_fps", Float, nullable=False),
+    Column("frame_rate_min_fps", Float, nullable=False),
+    Column("keyframe_interval_s", Float, nullable=False),
+    Column("frames", Integer, nullable=False),
+    Column("dropped_frames", Integer, nullable=False),
+    Column("transcoder_behind_max_s", Float, nullable=False),
+    Column("transcoder_load_max", Float, nullable=False),
+    Column("shed_rungs", Text, nullable=False),  # JSON array: every rung shed in the bucket
+    PrimaryKeyConstraint("stream_id", "resolution_s", "at", name="pk_analytics_rollups"),
+    Index("ix_analytics_rollups_resolution_s_at", "resolution_s", "at"),
+)
+
+analytics_rollup_state = Table(
+    "analytics_rollup_state",
+    metadata,
+    Column("resolution_s", Integer, nullable=False),
+    Column("rolled_until", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("resolution_s", name="pk_analytics_rollup_state"),
+)
+
+# 0006: rollups and retention read viewer samples by time across streams
+Index("ix_viewer_samples_at", viewer_samples.c.at)

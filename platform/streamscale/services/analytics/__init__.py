@@ -6,6 +6,11 @@ stream; `run` joins that queue's worker pool (any number of analytics processes 
 over a Redis bus, each owning whole shards) and, every `cdn.viewer_sample_s`, writes each
 watched stream's counts: `viewer_count` (concurrent), `peak_viewers`, `unique_viewers`,
 `viewers_by_rendition` on the stream, and a `viewer_samples` row kept over time.
+
+Issue 14: it also stores the media nodes' ingest health batches (`HealthWorker`, queue
+`ingest-health`) and rolls the fine samples and the chat counts up into 1 min and 1 h
+buckets every `analytics.rollup_s` (`RollupScheduler`); `GET /api/streams/{id}/analytics`
+(`_api.py`) reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import trio
 from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from .counts import Snapshot, ViewerCounts
+from .health_worker import HealthWorker
+from .rollup import RollupScheduler
 from .unique import UniqueSessions
 from .worker import AnalyticsWorker, WorkerStats
 
@@ -39,6 +46,15 @@ async def run(
                              sample_s=config.cdn.viewer_sample_s)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(worker.run, shutdown=shutdown_requested()))
+        health = HealthWorker(store, bus, worker_id=worker.worker_id)
+        await nursery.start(partial(health.run, shutdown=shutdown_requested()))
+        a = config.analytics
+        rollups = RollupScheduler(
+            store, rollup_s=a.rollup_s, raw_retention_s=a.raw_retention_s,
+            minute_retention_s=a.minute_retention_s,
+            lag_s=2 * (a.health_flush_s + config.cdn.viewer_sample_s))
+        nursery.start_soon(partial(rollups.run, shutdown=shutdown_requested()))
         log.info("analytics: counting viewers (idle %.1f s, sample every %.1f s)",
                  config.cdn.viewer_idle_s, config.cdn.viewer_sample_s)
-        task_status.started(ServiceInfo(name="analytics", handles={"worker": worker}))
+        task_status.started(ServiceInfo(name="analytics", handles={
+            "worker": worker, "health": health, "rollups": rollups}))

@@ -16,6 +16,7 @@ from ...protocols.hls import PackagerConfig
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
 from ..streaming import StreamService
 from ._metrics import media_metrics
+from .health_report import HealthReporter, bus_sender
 from .hub import MediaHub
 from .ingest import RtmpIngest
 from .pipeline import RUNGS
@@ -61,11 +62,16 @@ async def run(
                 partial(ingest.serve, media.host, media.rtmp_port))
             front.start_soon(partial(expire_periodically, config.recordings_root,
                                      media.recording_retention_days))
+            health = HealthReporter(hub.health, bus_sender(await resources.bus()),
+                                    sample_s=config.analytics.health_sample_s,
+                                    flush_s=config.analytics.health_flush_s)
+            front.start_soon(partial(health.run, shutdown=shutdown_requested()))
             port = listeners[0].socket.getsockname()[1]
             url = f"rtmp://{media.host}:{port}/live"
             log.info("media: RTMP ingest at %s", url)
             task_status.started(
-                ServiceInfo(name="media", urls={"rtmp": url}, handles={"hub": hub}))
+                ServiceInfo(name="media", urls={"rtmp": url},
+                            handles={"hub": hub, "health": health}))
             await shutdown_requested().wait()
             front.cancel_scope.cancel()  # stop accepting; publishers are disconnected
         await hub.close()  # end every stream now: ENDLIST, recordings, status "ended"

@@ -9,6 +9,7 @@ stream ends (ENDLIST, recording finalised, status "ended").
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import trio
 from ...protocols.hls import PART_SLACK_S, PackagerConfig, Presentation
 from ..origin.registry import MediaRegistry
 from ..streaming import StreamService
+from .health import StreamHealth
 from .ingest import PublishRefused, Tag
 from .pipeline import StreamPipeline
 from .transcode import AdmissionControl, Ladder, RungSpec
@@ -113,6 +115,12 @@ class MediaHub:
         pipeline._forced.append((action, send))  # done after the next pushed frame
         async with receive:
             return await receive.receive()
+
+    def health(self) -> list[StreamHealth]:
+        """A health snapshot of every publishing stream (restarts their windows)."""
+        now = time.time()
+        return [p.meter.snapshot(sid, now_s=now, ladder=p.ladder)
+                for sid, p in self._pipelines.items() if p.publishing]
 
     @property
     def live(self) -> list[str]:

@@ -28,6 +28,7 @@ from ...protocols.hls import (
     Segment,
     VideoTrack,
 )
+from .health import HealthMeter
 from .ingest import Tag
 from .recording import Recorder
 from .transcode import Ladder, RungSpec, TranscodeError
@@ -73,6 +74,7 @@ class StreamPipeline:
     _tracks: dict[str, str] = field(default_factory=dict)  # rendition -> whose pictures
     _forced: list[tuple[str, trio.MemorySendChannel[str | None]]] = field(default_factory=list)
     finished: trio.Event = field(default_factory=trio.Event)  # the stream has ended
+    meter: HealthMeter = field(default_factory=lambda: HealthMeter(time.time()))  # health.py
 
     # -- one publish -----------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class StreamPipeline:
                     if last_ms >= 0:  # a reconnect: follow on from before
                         self.offset_ms = last_ms + 40 - tag.timestamp_ms
                 ts = tag.timestamp_ms + self.offset_ms
+                self.meter.tag(tag.kind, ts, tag.payload)
                 try:
                     if tag.kind == "video":
                         await self._video(tag.payload, ts)
@@ -150,6 +153,7 @@ class StreamPipeline:
         except TranscodeError as exc:
             await self._restart_ladder(exc)
             return
+        self.meter.transcoded(ladder)
         changed = False
         for frame in frames:
             rendition = self.renditions.get(frame.rung)
