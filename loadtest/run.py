@@ -37,6 +37,7 @@ from streamscale.backends.extras import MissingExtra
 from streamscale.config import CdnConfig, Config
 from streamscale.config import load as load_config
 
+from . import hybrid
 from .arrivals import ArrivalPlan, parse_scale, watching
 from .publishing import caster_stream, publish, wait_live
 from .settings import LoadSettings
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="share of players loading whole segments instead of LL-HLS parts")
     p.add_argument("--out", type=Path, help="default: reports/<scenario>/load")
     p.add_argument("--seed", type=int)
+    hybrid.add_arguments(p)  # --hybrid: the 1M-viewer run (loadtest.hybrid)
     return p
 
 
@@ -103,6 +105,8 @@ def main(argv: list[str]) -> int:
     except (MissingExtra, ScenarioError, ValueError) as exc:
         print(f"streamscale load: {exc}", file=sys.stderr)
         return 2
+    if args.hybrid:  # full-scale origin pattern + sampled players, the rest modelled
+        return hybrid.main(args, path, scenario)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or Path("reports") / scenario.name / "load"
     out.mkdir(parents=True, exist_ok=True)
