@@ -40,6 +40,8 @@ TABLES = {
     "ingest_health",
     "analytics_rollups",
     "analytics_rollup_state",
+    # 0007: social (watch history for recommendations)
+    "watch_history",
 }
 
 

@@ -11,6 +11,7 @@ from ._engine import make_engine, migrate, upgrade
 from ._interface import Store
 from ._interface_analytics import AnalyticsStore, ChatActivity, HealthSample, Rollup
 from ._interface_chat import ChatStore, ModerationStore
+from ._interface_social import FollowedCategory, SocialStore, StreamCard, Watch, WatchedCategory
 from ._records import (
     AnalyticsSample,
     Appeal,
@@ -50,6 +51,7 @@ __all__ = [
     "ChatTimeout",
     "Conflict",
     "Follow",
+    "FollowedCategory",
     "HealthSample",
     "InvalidCursor",
     "ModerationStore",
@@ -60,12 +62,16 @@ __all__ = [
     "RoomSettings",
     "SecretsKeyError",
     "SigningKey",
+    "SocialStore",
     "SqlStore",
     "StorageError",
     "Store",
     "Stream",
+    "StreamCard",
     "User",
     "ViewerSample",
+    "Watch",
+    "WatchedCategory",
     "migrate",
     "new_key_text",
     "open_store",

@@ -14,12 +14,12 @@ class AccountStore(Protocol):
 
         The users row stays as a tombstone (id, created_at, deleted_at) so chat messages,
         streams and moderation records keep a valid author; username, email, password
-        hash, display name and bio are overwritten, follows (both ways), refresh tokens,
-        channel roles held elsewhere and the platform-admin role are deleted, and every
-        stream key is replaced by one that no key hashes to. From then on the user reads
-        (get_user, by username, by email) do not find it and the username and email are
-        free. False if there is no such (undeleted) user. Ending a live stream is the
-        caller's job (it also tells the ingest and chat).
+        hash, display name and bio are overwritten, follows (both ways), watch history,
+        refresh tokens, channel roles held elsewhere and the platform-admin role are
+        deleted, and every stream key is replaced by one that no key hashes to. From then
+        on the user reads (get_user, by username, by email) do not find it and the username
+        and email are free. False if there is no such (undeleted) user. Ending a live
+        stream is the caller's job (it also tells the ingest and chat).
         """
 
     async def set_platform_admin(

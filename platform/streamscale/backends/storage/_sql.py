@@ -43,6 +43,7 @@ from ._sql_accounts import AccountMixin
 from ._sql_analytics import AnalyticsMixin
 from ._sql_chat import ChatMixin
 from ._sql_moderation import ModerationMixin
+from ._sql_social import SocialMixin
 from ._sql_viewers import ViewersMixin
 from ._tables import (
     STREAM_STATUSES,
@@ -58,7 +59,8 @@ from ._tables import (
 _LIVE = users.c.deleted_at.is_(None)  # a deleted account is a tombstone no read finds
 
 
-class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin, AnalyticsMixin):
+class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin, SocialMixin,
+               AnalyticsMixin):
     """`Store` over one SQLAlchemy engine; build it with `open_store`.
 
     Chat messages, moderation, accounts and viewer counts live in their mixins

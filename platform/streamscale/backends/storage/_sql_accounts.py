@@ -17,6 +17,7 @@ from ._tables import (
     refresh_tokens,
     streams,
     users,
+    watch_history,
 )
 
 TOMBSTONE = "deleted:"
@@ -41,6 +42,7 @@ class AccountMixin(SqlRunner):
             f = followers
             conn.execute(delete(f).where((f.c.user_id == user_id) | (f.c.follower_id == user_id)))
             conn.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+            conn.execute(delete(watch_history).where(watch_history.c.user_id == user_id))
             conn.execute(delete(channel_roles).where(channel_roles.c.user_id == user_id))
             conn.execute(delete(platform_admins).where(platform_admins.c.user_id == user_id))
             conn.execute(

@@ -439,3 +439,22 @@ analytics_rollup_state = Table(
 
 # 0006: rollups and retention read viewer samples by time across streams
 Index("ix_viewer_samples_at", viewer_samples.c.at)
+
+# 0007: which streams a signed-in user watched (services/social, POST /api/streams/{id}/watch),
+# one row per (user, stream): the "categories you watch" of recommendations.
+watch_history = Table(
+    "watch_history",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("stream_id", Text, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("watches", Integer, nullable=False),
+    PrimaryKeyConstraint("user_id", "stream_id", name="pk_watch_history"),
+    _user_fk("user_id", "watch_history"),
+    ForeignKeyConstraint(
+        ["stream_id"], ["streams.id"], name="fk_watch_history_stream_id_streams",
+        info={"field": "stream_id"},
+    ),
+    Index("ix_watch_history_user_id_last_at_stream_id", "user_id", "last_at", "stream_id"),
+)

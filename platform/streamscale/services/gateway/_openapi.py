@@ -12,9 +12,10 @@ from typing import Any
 from quart_schema.openapi import OpenAPIProvider
 from quart_schema.typing import Model
 from quart_schema.validation import DataSource
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, Rule
 
 from ..api import ID_PATTERN, IdConverter
+from ..social._api import OPENAPI_CONTENT_TYPE
 
 
 class ApiOpenAPIProvider(OpenAPIProvider):
@@ -24,6 +25,19 @@ class ApiOpenAPIProvider(OpenAPIProvider):
         body, definitions = super().build_request_body(model, source)
         body["required"] = True
         return body, definitions
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A route may name its 200 answer's media type (`OPENAPI_CONTENT_TYPE`: the
+        notification event stream); the documented model then describes each event's data."""
+        paths, components = super().build_paths(rule)
+        view = self._app.view_functions[rule.endpoint]
+        media_type = getattr(view, OPENAPI_CONTENT_TYPE, None)
+        for operation in (op for ops in paths.values() for op in ops.values()):
+            ok = operation["responses"].get(200) if media_type else None
+            if ok is not None:
+                data = ok["content"].pop("application/json")["schema"]
+                ok["content"][media_type] = {"schema": {"type": "string"}, "x-event-data": data}
+        return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)

@@ -143,9 +143,15 @@ class StreamService:
 
     async def mark_live(self, stream_id: str) -> Stream | None:
         self._forget(stream_id)
-        return await self._store.set_stream_status(
-            stream_id, status="live", expected=("created", "live"), at=utcnow()
+        at = utcnow()
+        stream = await self._store.set_stream_status(
+            stream_id, status="live", expected=("created", "live"), at=at
         )
+        if stream is not None and stream.started_at == at:  # first time, not a reconnect
+            from ..social import announce_live  # social's routes import this module
+
+            await announce_live(self._store, stream)  # tells followers (never raises)
+        return stream
 
     async def mark_ended(self, stream_id: str) -> Stream | None:
         self._forget(stream_id)

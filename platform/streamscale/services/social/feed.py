@@ -1,0 +1,169 @@
+"""One gateway process's went-live fan-out: the bus topic in, each connected follower out.
+
+Every gateway process subscribes to `events.TOPIC` once (on its first notification
+connection) and, per event, asks the store which of the users connected *here* follow the
+streamer (one bounded query, `followers_among`), then offers the event to each of their
+connections. Offering never waits: each connection has a bounded queue (`queue_events`);
+a connection whose queue is full is dropped (its queue closed: its response ends once
+the client has read what was queued) and counted in `dropped`. A slow or dead client
+therefore costs its own notifications, never anyone else's, and never holds the feed up.
+The client reconnects with Last-Event-ID and is replayed what is still live.
+
+If the subscription ends (broker lost, or shutdown), every connection is closed too, so
+clients reconnect and the next connection subscribes again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import trio
+
+from ...backends.bus import Bus, Message, Resync
+from ...backends.storage import Store
+from .events import TOPIC, WentLive
+
+log = logging.getLogger(__name__)
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+RESYNC: Final = _Marker("RESYNC")  # events may have been lost: refetch the live list
+CLOSED: Final = _Marker("CLOSED")  # the connection's queue is closed (dropped or shutdown)
+
+Item = WentLive | _Marker
+
+
+class Listener:
+    """One notification connection: a bounded queue the feed offers to without waiting."""
+
+    def __init__(self, user_id: str, queue_events: int) -> None:
+        self.user_id = user_id
+        self.dropped = False
+        self._send, self._receive = trio.open_memory_channel[Item](queue_events)
+
+    def offer(self, item: Item) -> None:
+        """Queue `item`; if the queue is full, drop the connection instead of waiting."""
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            self.dropped = True
+            self._send.close()
+        except trio.ClosedResourceError:
+            pass
+
+    def close(self) -> None:
+        self._send.close()
+
+    async def next(self) -> Item:
+        """The next queued item, or CLOSED once the queue is closed and drained."""
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            return CLOSED
+
+
+class LiveFeed:
+    def __init__(self, store: Store, bus: Bus, *, queue_events: int = 64) -> None:
+        self._store = store
+        self._bus = bus
+        self.queue_events = queue_events
+        self._listeners: dict[str, set[Listener]] = {}
+        self._running = False
+        self._start_lock = trio.Lock()
+        self.delivered = 0  # events queued for a connection
+        self.dropped = 0  # connections dropped because their queue was full
+
+    @property
+    def connections(self) -> int:
+        return sum(len(s) for s in self._listeners.values())
+
+    async def ensure_running(self, nursery: trio.Nursery, shutdown: trio.Event) -> None:
+        """Subscribe (in `nursery`) unless subscribed; returns once events published from
+        now on will arrive. BusError if the broker cannot be reached."""
+        async with self._start_lock:
+            if not self._running:
+                await nursery.start(self._run, shutdown)
+
+    @contextmanager
+    def listen(self, user_id: str) -> Iterator[Listener]:
+        listener = Listener(user_id, self.queue_events)
+        self._listeners.setdefault(user_id, set()).add(listener)
+        try:
+            yield listener
+        finally:
+            mine = self._listeners.get(user_id)
+            if mine is not None:
+                mine.discard(listener)
+                if not mine:
+                    del self._listeners[user_id]
+            listener.close()
+
+    async def _run(self, shutdown: trio.Event, *,
+                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with self._bus.subscribe(TOPIC) as subscription, trio.open_nursery() as inner:
+                self._running = True
+                task_status.started()
+
+                async def stop_on_shutdown() -> None:
+                    await shutdown.wait()
+                    inner.cancel_scope.cancel()
+
+                inner.start_soon(stop_on_shutdown)
+                async for item in subscription:
+                    if isinstance(item, Resync):
+                        log.warning("went-live events may have been lost: asking clients to "
+                                    "refetch the live list")
+                        self._offer_all(RESYNC)
+                    elif isinstance(item, Message):
+                        await self._deliver(item)
+                inner.cancel_scope.cancel()
+        finally:
+            self._running = False
+            for listeners in list(self._listeners.values()):
+                for listener in list(listeners):
+                    listener.close()
+
+    async def _deliver(self, message: Message) -> None:
+        try:
+            event = WentLive.decode(message.payload)
+        except ValueError as exc:
+            log.warning("ignored a message on %s: %s", TOPIC, exc)
+            return
+        connected = [uid for uid in self._listeners if uid != event.user_id]
+        if not connected:
+            return
+        for user_id in await self._store.followers_among(event.user_id, connected):
+            for listener in list(self._listeners.get(user_id, ())):
+                listener.offer(event)
+                if listener.dropped:
+                    self._forget_dropped(listener)
+                else:
+                    self.delivered += 1
+
+    def _offer_all(self, item: Item) -> None:
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.offer(item)
+                if listener.dropped:
+                    self._forget_dropped(listener)
+
+    def _forget_dropped(self, listener: Listener) -> None:
+        mine = self._listeners.get(listener.user_id)
+        if mine is not None and listener in mine:
+            mine.discard(listener)
+            if not mine:
+                del self._listeners[listener.user_id]
+            self.dropped += 1
+            log.info("notification connection of %s dropped: %d events queued unread",
+                     listener.user_id, self.queue_events)
