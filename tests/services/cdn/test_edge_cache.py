@@ -147,3 +147,33 @@ async def test_only_media_paths_go_upstream(scripted: CountingOrigin) -> None:
 def test_text_reply_unchanged() -> None:
     head, body = text_reply(404, "x")  # the origin's shape still works
     assert head.status == 404 and body == b"x\n"
+
+
+class LivePlaylist:
+    """A live LL-HLS media playlist whose max-age (1 s, whole seconds) spans three parts."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    async def __call__(self, request: Request, holds: Holds) -> Reply:
+        self.served += 1
+        body = (b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.334\n"
+                b"#EXT-X-MEDIA-SEQUENCE:%d\n" % self.served)
+        return Head(200, [(b"content-type", b"application/vnd.apple.mpegurl"),
+                          (b"cache-control", b"max-age=1"), CORS]), body
+
+
+async def test_a_live_playlist_is_kept_one_part_target_at_most(
+    autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_counting_origin(LivePlaylist()) as origin, \
+            open_edge("a1", origin.url) as edge, httpx.AsyncClient() as client:
+        url = f"{edge.url}/live/s1/hi/index.m3u8"
+        first = await client.get(url)
+        assert (await client.get(url)).headers["x-cache"] == "HIT"
+        await trio.sleep(0.3)  # mock time: within the part target
+        assert (await client.get(url)).content == first.content
+        await trio.sleep(0.1)  # past 0.334 s, long before max-age=1
+        later = await client.get(url)
+        assert later.headers["x-cache"] == "MISS" and later.content != first.content
+        assert origin.counts[b"/live/s1/hi/index.m3u8"] == 2

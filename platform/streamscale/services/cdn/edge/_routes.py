@@ -43,6 +43,24 @@ _HOLD_TARGETS = 3.0  # the origin holds a request up to 3 target durations, then
 # parts) old, which would put them that much further behind the live edge for good.
 _BLOCKING_QUERY = re.compile(rb"_HLS_msn=\d+(?:&_HLS_part=\d+)?")
 _FRESHEST_CACHE_CONTROL = b"max-age=1"
+# ... and a plain live playlist is kept at most one part target, whatever its max-age (whole
+# seconds: 1 s is three parts): a rendition nobody blocks on is refreshed by joins only.
+_PART_TARGET = b"#EXT-X-PART-INF:PART-TARGET="
+
+
+def _part_target_s(playlist: bytes) -> float:
+    """The LL-HLS part target a playlist declares (inf when none: not a live LL playlist)."""
+    start = playlist.find(_PART_TARGET, 0, 1024)
+    if start < 0:
+        return math.inf
+    start += len(_PART_TARGET)
+    end = start
+    while end < len(playlist) and playlist[end] in b"0123456789.":
+        end += 1
+    try:
+        return float(playlist[start:end])
+    except ValueError:
+        return math.inf
 _HOLD_MARGIN_S = 2.0
 _DEFAULT_TARGET_S = 6.0  # before the edge has seen a stream's playlist
 _OK = Ready(Head(200, [(b"content-type", b"text/plain; charset=utf-8"),
@@ -206,6 +224,8 @@ class EdgeRoutes:
         if stream_id and status == 200 and rendition and _TARGET_DURATION in body[:512]:
             self._learn_target(stream_id, body)
         ttl_s = None if answer.failed else freshness_s(status, cache_control)
+        if ttl_s is not None and status == 200 and rendition and b"?" not in key:
+            ttl_s = min(ttl_s, _part_target_s(body))
         if ttl_s is not None:
             hit = Ready(heads.get(status, content_type, cache_control, b"HIT"), body)
             self.cache.put(key, Entry(hit, trio.current_time() + ttl_s, stream_id,
