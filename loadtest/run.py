@@ -39,6 +39,7 @@ from streamscale.config import load as load_config
 
 from . import hybrid
 from .arrivals import ArrivalPlan, parse_scale, watching
+from .metrics_window import MetricsWindow
 from .publishing import caster_stream, publish, wait_live
 from .settings import LoadSettings
 from .summary import slo_verdicts, summarise
@@ -198,7 +199,11 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
                         await done.wait()
 
             nursery.start_soon(sample_viewers)
+            # the platform's own /metrics over the Locust window (loadtest/metrics_window.py)
+            window = MetricsWindow(f"{urls.api.removesuffix('/api')}/metrics", stream_id)
+            await nursery.start(window.run, api, done)
             code = await _locust(settings, out, args.duration)
+            await window.finish(api)
             done.set()
             nursery.cancel_scope.cancel()
     summary = summarise(out / "locust_stats.csv", out / "locust_failures.csv")
@@ -223,6 +228,8 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         "target": args.target or "in-process platform",
         "measured": "every figure here was measured on this machine at this scale",
     })
+    summary.update(window.figures())
+    summary["measured"] = {"summary": summary["measured"], **window.notes()}
     summary["slo"] = slo_verdicts(summary, scenario.slo)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

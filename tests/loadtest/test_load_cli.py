@@ -73,6 +73,18 @@ def test_load_baseline_end_to_end(tmp_path: Path) -> None:
     assert (started["count"], started["failures"]) == (1, 0)
     assert by_name["RTMP publish"]["count"] > 0 and by_name["RTMP publish"]["failures"] == 0
     assert set(summary["slo"]) >= {"startup_p95_s", "live_latency_p95_s", "error_rate"}
+    # the platform's own /metrics over the Locust window (loadtest/metrics_window.py)
+    assert summary["locust_window_s"] >= 15 and summary["metrics_scrapes"] >= 15
+    assert summary["origin_requests_per_s"] > 0
+    by_kind = summary["origin_requests_by_kind_per_s"]
+    assert sum(by_kind.values()) == pytest.approx(summary["origin_requests_per_s"])
+    assert by_kind["blocking"] > 0 and by_kind["segment"] > 0  # edge misses reach it
+    assert 0 <= summary["edge_hit_ratio"] < 1  # the first fetch of anything is a miss
+    assert 0 <= summary["transcode_lag_p95_s"] <= summary["transcode_lag_max_s"]
+    assert 0 <= summary["shed_rungs_max"] <= 2  # of source,360p,160p (busy box: may shed)
+    for name in ("origin_requests_per_s", "edge_hit_ratio", "transcode_lag_p95_s",
+                 "shed_rungs_max"):
+        assert not summary["measured"][name].startswith("not measured"), name
 
 
 def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
