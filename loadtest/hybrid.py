@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
 import resource
@@ -54,6 +55,8 @@ from .summary import slo_verdicts, summarise
 
 log = logging.getLogger(__name__)
 RATE_MARGIN = 0.05  # achieved origin req/s may fall this far below intended and still pass
+NOT_ACHIEVED_EXIT = 3  # the intended origin rate was not reached (1 is a crash, 2 bad input)
+GENERATOR_LAG_LIMIT_S = 0.05  # the driver's own event loop late by more: generator-bound
 WARMUP_S = 4.0  # driver requests intended before this are not counted (loops starting)
 LIVE_WAIT_S = 30.0
 MAX_LOOPS_CAP = 2000  # connections this run may open to the origin, whatever is asked
@@ -109,6 +112,9 @@ def main(args: argparse.Namespace, path: Path, scenario: Scenario) -> int:
     (out / "summary.txt").write_text(summary_text(summary) + "\n")
     print(summary_text(summary))
     print(f"streamscale load --hybrid: wrote {out}/summary.json, {out}/summary.txt")
+    if not summary["origin"]["rate_achieved"]:  # not a valid run: exit 3, say why
+        print(f"streamscale load --hybrid: {summary['origin']['verdict']}", file=sys.stderr)
+        return NOT_ACHIEVED_EXIT
     return 0
 
 
@@ -169,6 +175,10 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                                   duration_s=args.duration, warmup_s=WARMUP_S)
                 players: dict[str, Any] = {}
                 driver: dict[str, Any] = {}
+                stop = trio.Event()
+                window = _metrics_window(p.api_url, stream_id)
+                if window is not None:
+                    await nursery.start(window.run, api, stop)
 
                 async def run_driver() -> None:
                     driver.update(await _driver(spec, out))
@@ -183,10 +193,28 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                     both.start_soon(run_players)
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
                 wall = trio.current_time() - wall0
+                platform_metrics: dict[str, Any] = {}
+                if window is not None:
+                    await window.finish(api)
+                    platform_metrics = {"figures": window.figures(), "notes": window.notes()}
+                stop.set()
                 nursery.cancel_scope.cancel()
     platform_cpu_s = (cpu1.ru_utime - cpu_live.ru_utime) + (cpu1.ru_stime - cpu_live.ru_stime)
-    return build_summary(args, scenario, pattern, plan, driver, players,
-                         platform_cores=platform_cpu_s / wall)
+    summary = build_summary(args, scenario, pattern, plan, driver, players,
+                            platform_cores=platform_cpu_s / wall)
+    summary["platform_metrics"] = platform_metrics or {
+        "notes": "loadtest.metrics_window is not in this tree: no /metrics figures"}
+    return summary
+
+
+def _metrics_window(api_url: str, stream_id: str) -> Any:
+    """The platform's own /metrics over the run (loadtest.metrics_window, another part of
+    the load run) when that module is present; None otherwise."""
+    try:
+        module = importlib.import_module("loadtest.metrics_window")
+    except ImportError:
+        return None
+    return module.MetricsWindow(f"{api_url.removesuffix('/api')}/metrics", stream_id)
 
 
 async def _driver(spec: DriverSpec, out: Path) -> dict[str, Any]:
@@ -267,14 +295,26 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
     offered_ll = sum(2 * published[r] * per_rung[r] for r in published) / driver["window_s"] \
         if "window_s" in driver else 0.0
     ok = achieved >= (1 - RATE_MARGIN) * intended
+    lag = driver.get("lag_p99_s")
+    generator_late = lag is None or lag > GENERATOR_LAG_LIMIT_S
+    generator = (f"generator event-loop lag p99 {_fmt(lag, ' s')} "
+                 f"(limit {GENERATOR_LAG_LIMIT_S:g} s), {_fmt(driver.get('cpu_cores'))} cores")
     if ok:
         verdict = (f"achieved {achieved:,.0f} of {intended:,.0f} intended origin req/s "
-                   f"(within {RATE_MARGIN:.0%})")
+                   f"(within {RATE_MARGIN:.0%}); {generator}")
+        if generator_late:
+            verdict += ": the generator was late, its latency figures are inflated by it"
     else:
         ll_intended = sum(2 / pattern.part_s for _, m in plan["loops"] if m == "ll")
-        short = ("the stream published fewer parts than its part rate (transcode/packaging "
-                 "fell behind)" if offered_ll < (1 - RATE_MARGIN) * ll_intended
-                 else "the generator or the origin fell behind the published parts")
+        if "error" in driver:
+            short = f"the driver failed ({driver['error']})"
+        elif offered_ll < (1 - RATE_MARGIN) * ll_intended:
+            short = "the stream published fewer parts than its part rate (transcode fell behind)"
+        elif generator_late:
+            short = (f"the generator was the bottleneck ({generator}); not a finding about "
+                     f"the origin: lower --max-loops or free the machine")
+        else:
+            short = f"the origin answered slower than the pattern needs ({generator})"
         verdict = (f"NOT ACHIEVED: {achieved:,.0f} of {intended:,.0f} intended origin req/s "
                    f"(more than {RATE_MARGIN:.0%} short): {short}")
     return {
@@ -307,7 +347,8 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
         "origin": {
             "intended_req_per_s": intended, "achieved_req_per_s": achieved,
             "offered_ll_req_per_s": offered_ll, "rate_achieved": ok,
-            "rate_margin": RATE_MARGIN, "verdict": verdict, "errors": errors,
+            "rate_margin": RATE_MARGIN, "generator_late": generator_late,
+            "verdict": verdict, "errors": errors,
             "by_kind": kinds,
         },
         "transcode": {
@@ -316,7 +357,9 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
             "samples": driver.get("ready_after_end_samples", 0),
             "what": "when the driver first saw a part listed at the origin, minus its "
                     "media's end (PROGRAM-DATE-TIME, stamped from the ingest's wall clock, + "
-                    "duration): transcode + packaging lag behind ingest, under the load",
+                    "duration): transcode + packaging lag behind ingest, plus the origin's "
+                    "answer and the generator's lag under the load (an upper bound); the "
+                    "platform's own transcode lag is platform_metrics' transcode_lag_p95_s",
         },
         "generator": {
             "cpu_cores": driver.get("cpu_cores"), "lag_p99_s": driver.get("lag_p99_s"),
@@ -355,10 +398,14 @@ def label_figures(s: dict[str, Any], pattern: OriginPattern,
         "platform_process_cpu_cores": m(s["platform_process_cpu_cores"],
                                         "the platform process's rusage (origin, edges, "
                                         "transcode, API)"),
-        "transcode_ready_after_end_p95_s": m(s["transcode"]["ready_after_end_p95_s"],
-                                             "the driver's playlists (PDT)"),
+        "part_seen_after_media_end_p95_s": m(
+            s["transcode"]["ready_after_end_p95_s"],
+            "the driver's playlists: first sighting - (PDT + duration); transcode, packaging, "
+            "the origin's answer and the generator's own lag"),
     }
     for kind, k in kinds.items():
+        if kind == "init":  # once per loop, at its start (before the window)
+            continue
         out[f"origin_{kind.replace(' ', '_')}_req_per_s"] = m(k["req_per_s"], drv)
         if kind == "steering":  # held up to its TTL by design: no latency to report
             continue
@@ -370,6 +417,13 @@ def label_figures(s: dict[str, Any], pattern: OriginPattern,
     for key in ("startup_p95_s", "live_latency_p95_s", "rebuffer_ratio", "peak_egress_gbps",
                 "peak_origin_rps", "mean_viewers", "viewer_error_rate"):
         out[f"fleet_{key}"] = mod(modelled.get(key))
+    pm = s.get("platform_metrics", {}).get("figures") or {}
+    scraped = ("the platform's own /metrics (loadtest.metrics_window) over "
+               f"{pm.get('locust_window_s')} s incl. the players' start and stop: the driver's "
+               "requests plus the edges' fetches for the players")
+    for key in ("origin_requests_per_s", "transcode_lag_p95_s", "edge_hit_ratio"):
+        if key in pm:
+            out[f"platform_{key}"] = m(pm[key], scraped)
     out["fleet_edge_hit_ratio"] = mod(pattern.model.hit_ratio, "sim.delivery at the peak")
     out["fleet_egress_gbps"] = mod(pattern.model.egress_gbps, "sim.delivery at the peak")
     return out
@@ -388,6 +442,9 @@ def summary_text(s: dict[str, Any]) -> str:
     lines = [f"streamscale load {s['scenario']} --hybrid, {s['duration_s']:g} s ({s['machine']})",
              s["mapping"]["text"], "", f"origin: {o['verdict']}; errors {o['errors']}"]
     for kind, k in o["by_kind"].items():
+        if kind == "init":
+            lines.append(f"  init              {k['answered_whole_run']} (once per loop)")
+            continue
         lines.append(f"  {kind:<17} {k['req_per_s']:8.1f} req/s  from intended p50 "
                      f"{_fmt(k['from_intended_p50_s'], ' s')} p99 "
                      f"{_fmt(k['from_intended_p99_s'], ' s')}  service p99 "

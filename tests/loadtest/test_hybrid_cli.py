@@ -35,15 +35,17 @@ def test_hybrid_end_to_end(tmp_path: Path) -> None:
          "--duration", "16", "--max-loops", "24", "--players", "2", "--max-steering", "2",
          "--classic-share", "0.2", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode in (0, 3), done.stderr[-3000:]  # 3: rate not achieved
     s: dict[str, Any] = json.loads((out / "summary.json").read_text())
     assert (out / "summary.txt").read_text().startswith("streamscale load baseline --hybrid")
     origin = s["origin"]
     # the generator reached the intended rate, or the run says plainly that it did not
     if origin["rate_achieved"]:
+        assert done.returncode == 0
         assert origin["achieved_req_per_s"] >= (1 - origin["rate_margin"]) * origin[
             "intended_req_per_s"]
-    else:
+    else:  # exit 3, and the summary says so (a busy machine may not reach the rate)
+        assert done.returncode == 3 and "NOT ACHIEVED" in done.stderr
         assert origin["verdict"].startswith("NOT ACHIEVED")
     kinds = origin["by_kind"]
     for kind in ("playlist", "part", "classic playlist", "segment"):
