@@ -39,6 +39,7 @@ from streamscale.config import load as load_config
 
 from . import hybrid
 from .arrivals import ArrivalPlan, parse_scale, watching
+from .deployment import DeploymentProbe
 from .metrics_window import MetricsWindow
 from .publishing import caster_stream, publish, wait_live
 from .settings import LoadSettings
@@ -143,6 +144,7 @@ class _Urls:
     api: str  # .../api
     chat: str
     rtmp: str
+    origin: str = ""  # http://127.0.0.1:port ("" with --target: probed through the master)
 
 
 async def _run(args: argparse.Namespace, path: Path, scenario: Scenario, scale: float,
@@ -158,7 +160,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario, scale: 
         with tempfile.TemporaryDirectory(prefix="streamscale-load-") as data_dir:
             async with running_platform(platform_config(Path(data_dir)), SERVICES) as p:
                 urls = _Urls(p.api_url, p.url("chat", "ws") if _has(p, "chat", "ws")
-                             else "", p.url("media", "rtmp"))
+                             else "", p.url("media", "rtmp"), p.url("origin", "hls"))
                 return await _drive(args, path, scenario, scale, plan, out, chat_users, urls)
 
 
@@ -178,6 +180,8 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
             f"{urls.rtmp}/{stream['stream_key']}"
         stream_id = stream["stream"]["id"]
         viewer_samples: list[int] = []  # the API's viewer_count, about once a second
+        by_rendition: dict[str, int] = {}  # the most viewers each rendition had at a sample
+        rendition_s: dict[str, float] = {}  # viewer-seconds per rendition (samples ~1 s apart)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(publish, publish_url, args.duration + LIVE_WAIT_S + 30)
             master_url = await wait_live(api, urls.api, stream_id, LIVE_WAIT_S)
@@ -195,10 +199,16 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
                 while not done.is_set():
                     body = (await api.get(f"{urls.api}/streams/{stream_id}")).json()
                     viewer_samples.append(int(body.get("viewer_count", 0)))
+                    for name, n in (body.get("viewers_by_rendition") or {}).items():
+                        by_rendition[name] = max(by_rendition.get(name, 0), int(n))
+                        rendition_s[name] = rendition_s.get(name, 0.0) + int(n)
                     with trio.move_on_after(1.0):  # sampling cadence, not a sync
                         await done.wait()
 
             nursery.start_soon(sample_viewers)
+            # the deployment's own figures for `streamscale report` (loadtest.deployment)
+            probe = DeploymentProbe(master_url, urls.origin)
+            nursery.start_soon(probe.run, api, done)
             # the platform's own /metrics over the Locust window (loadtest/metrics_window.py)
             window = MetricsWindow(f"{urls.api.removesuffix('/api')}/metrics", stream_id)
             await nursery.start(window.run, api, done)
@@ -224,6 +234,11 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         "viewers_scheduled_second_half": _mean([watching(arrivals, t) for t in second_half]),
         "viewers_scheduled_peak": max(watching(arrivals, i / 2)
                                       for i in range(int(2 * args.duration))),
+        "viewers_by_rendition_peak": by_rendition,
+        "viewer_seconds_by_rendition": rendition_s,
+        "deployment": probe.as_dict(),
+        # the CDNs the players' master names, in steering order (in-process: this config)
+        "cdns": None if args.target else _cdn_groups(),
         "locust_exit_code": code,
         "target": args.target or "in-process platform",
         "measured": "every figure here was measured on this machine at this scale",
@@ -233,6 +248,13 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
     summary["slo"] = slo_verdicts(summary, scenario.slo)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _cdn_groups() -> list[dict[str, Any]]:
+    groups: dict[str, int] = {}
+    for edge in load_config(None).cdn.edges:
+        groups[edge.cdn] = groups.get(edge.cdn, 0) + 1
+    return [{"name": name, "edges": n} for name, n in groups.items()]
 
 
 def _mean(values: list[int] | list[float]) -> float | None:

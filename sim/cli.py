@@ -67,3 +67,48 @@ def sim_main(argv: list[str]) -> int:
     events = sum(r.events for r in runs)
     print(f"\n{events:,} SimPy events in {wall:.1f} s; report: {path}")
     return 1 if args.fail_on_slo and not runs[0].passed else 0
+
+
+def report_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="streamscale report",
+        description="The model's prediction for a measured load run, beside the run: runs "
+                    "the model on the scenario as the run deployed it (scale, timeline, "
+                    "topology, calibrated costs) and states where they disagree.")
+    ap.add_argument("scenario", help="scenario name (scenarios/NAME.toml) or path")
+    ap.add_argument("--load", type=Path, default=None,
+                    help="the load run's folder (default: reports/<scenario>/load)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write (default: reports/<scenario>/compare)")
+    ap.add_argument("--costs", default="reference", metavar="PATH|reference|none",
+                    help="cost table (default: reports/calibration/costs.json)")
+    ap.add_argument("--fail-on-disagree", action="store_true",
+                    help="exit 1 unless every figure was measured and agrees")
+    args = ap.parse_args(argv)
+    import json
+
+    from loadtest.run import find_scenario
+    from sim import compare
+
+    try:
+        sc = load_scenario(find_scenario(args.scenario))
+        load_dir = args.load or Path("reports") / sc.name / "load"
+        summary_path = load_dir / "summary.json"
+        if not summary_path.is_file():
+            raise compare.ReportError(f"no measured run at {summary_path}: run "
+                                      f"`streamscale load {sc.name}` first")
+        summary = json.loads(summary_path.read_text())
+        if summary.get("scenario") != sc.name:
+            raise compare.ReportError(f"{summary_path} is a run of {summary.get('scenario')!r},"
+                                      f" not {sc.name!r}")
+        table = None if args.costs == "none" else calibration.load(
+            calibration.REFERENCE_PATH if args.costs == "reference" else args.costs)
+        rows, out = compare.report(sc, summary, table,
+                                   args.out or Path("reports") / sc.name / "compare")
+    except (ScenarioError, calibration.CalibrationError, compare.ReportError,
+            json.JSONDecodeError) as exc:
+        print(f"streamscale report: {exc}", file=sys.stderr)
+        return 2
+    print((out / "comparison.txt").read_text())
+    print(f"wrote {out}/comparison.json, comparison.txt, comparison.png")
+    return 1 if args.fail_on_disagree and not compare.agreed(rows) else 0

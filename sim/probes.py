@@ -14,10 +14,7 @@ from sim.scenario import Scenario
 from sim.workload import FloatArray, session_mu
 
 IntArray = npt.NDArray[np.int64]
-ACCESS_MBPS = 20.0  # a viewer's access link; the first part downloads at this rate
-DECODE_S = 0.2  # first frame after the first part (player + decoder)
 CATCH_UP = 0.1  # hls.js plays up to 1.1x to get back to the live edge
-ORIGIN_FETCH_S = 0.08  # edge -> shield -> origin round trip for a cold cell
 RTT_SIGMA = 0.5  # lognormal spread of per-viewer round trips
 
 
@@ -30,11 +27,13 @@ class Probes:
         self.t_start = np.zeros(cap)
         self.t_end = np.zeros(cap)
         self.behind = np.zeros(cap)
+        self.offset = np.zeros(cap)  # joined this far behind hold-back (independent part)
         self.stall = np.zeros(cap)
         self.watch = np.zeros(cap)
         self.alive = np.zeros(cap, dtype=bool)
         self.part_bits = np.array(
             [r.bitrate_kbps * 1000 * sc.delivery.part_s for r in sc.workload.renditions])
+        self.independent_s = np.array([r.independent_s for r in sc.workload.renditions])
         self.size = 0
         self.failed = 0
         self.started = 0
@@ -47,8 +46,8 @@ class Probes:
         if need <= len(self.alive):
             return
         cap = max(need, 2 * len(self.alive))
-        for name in ("chan", "rend", "edge", "t_start", "t_end", "behind", "stall", "watch",
-                     "alive"):
+        for name in ("chan", "rend", "edge", "t_start", "t_end", "behind", "offset", "stall",
+                     "watch", "alive"):
             old = getattr(self, name)
             new = np.zeros(cap, dtype=old.dtype)
             new[: self.size] = old[: self.size]
@@ -71,10 +70,10 @@ class Probes:
         s = served[edge]
         part_bits = self.part_bits[rend]
         with np.errstate(divide="ignore"):
-            fetch = part_bits / (ACCESS_MBPS * 1e6 * s)
+            fetch = part_bits / (d.access_mbps * 1e6 * s)
         cold = rng.random(k) >= active[chan, rend, edge]
         startup = (np.where(chan == 0, join_wait_s[1], join_wait_s[0]) + 3 * rtt + fetch
-                   + cold * ORIGIN_FETCH_S + DECODE_S)
+                   + cold * d.origin_fetch_s + d.decode_s)
         ok = np.isfinite(startup)
         self.failed += int((~ok).sum())
         m = int(ok.sum())
@@ -90,6 +89,9 @@ class Probes:
             length = rng.lognormal(mu, w.session_sigma, m)
         self.t_end[sl] = now_s + length
         self.behind[sl] = self.stall[sl] = self.watch[sl] = 0.0
+        # drawn only when on: a scenario without it keeps its random stream (and results)
+        self.offset[sl] = (rng.random(m) * self.independent_s[rend[ok]]
+                           if self.independent_s.any() else 0.0)
         self.alive[sl] = True
         self.size += m
         self.started += m
@@ -123,7 +125,8 @@ class Probes:
         self.jumps += int(jump.sum())
         self.behind[live] = np.where(jump, 0.0, b)
         rtt = d.edge_rtt_ms / 1000 * rng.lognormal(0.0, RTT_SIGMA, live.size)
-        result: FloatArray = d.pipeline_s + d.holdback_s + lag_s + self.behind[live] + rtt
+        result: FloatArray = (d.pipeline_s + d.holdback_s + lag_s + self.offset[live]
+                              + self.behind[live] + rtt)
         return result
 
     def move(self, src: npt.NDArray[np.bool_], dest: FloatArray) -> None:

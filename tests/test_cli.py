@@ -149,9 +149,12 @@ async def test_list_services(tmp_path: Path) -> None:
     assert "not built yet" not in out
 
 
-async def test_not_yet_commands(tmp_path: Path) -> None:
+async def test_delegated_commands_refuse_bad_arguments(tmp_path: Path) -> None:
     result = await trio.run_process([STREAMSCALE, "report"], capture_stderr=True, check=False)
-    assert result.returncode == 2 and b"not built yet" in result.stderr
+    assert result.returncode == 2 and b"required: scenario" in result.stderr
+    result = await trio.run_process([STREAMSCALE, "report", "baseline", "--load",
+                                     str(tmp_path)], capture_stderr=True, check=False)
+    assert result.returncode == 2 and b"no measured run" in result.stderr
     result = await trio.run_process([STREAMSCALE, "load"], capture_stderr=True, check=False)
     assert result.returncode == 2 and b"required: scenario" in result.stderr
     result = await trio.run_process([STREAMSCALE, "chaos", "no_such_drill"],

@@ -74,9 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _DELEGATED = frozenset({"load", "chaos", "estimate", "sim", "report"})
-_NOT_YET = {
-    "report": "model-vs-real reports (roadmap item 6)",
-}
 
 
 def _delegate(command: str, argv: list[str]) -> int:
@@ -88,15 +85,13 @@ def _delegate(command: str, argv: list[str]) -> int:
         from chaos.cli import main as chaos_main
 
         return chaos_main(argv)
-    if command in _NOT_YET:
-        print(f"streamscale {command}: not built yet: {_NOT_YET[command]}", file=sys.stderr)
-        return 2
     try:
         from sim import cli as sim_cli
     except ImportError:
         print(f"streamscale {command}: the capacity model is not built yet", file=sys.stderr)
         return 2
-    entry = sim_cli.estimate_main if command == "estimate" else sim_cli.sim_main
+    entry = {"estimate": sim_cli.estimate_main, "report": sim_cli.report_main}.get(
+        command, sim_cli.sim_main)
     result: int = entry(argv)
     return result
 

@@ -35,6 +35,10 @@ class Rendition:
     bitrate_kbps: float
     share: float  # fraction of viewers watching this rung
     transcode_cores: float  # CPU cores per live stream for this rung (see Costs)
+    # Independent parts (keyframes) this far apart: a player starts on one at least
+    # holdback_s behind the live edge, so U(0, this) further back, and stays there (hls.js
+    # does not speed up by default); 0: every part is independent.
+    independent_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +89,11 @@ class Delivery:
     # a player this many segments (segment_s) behind the live edge seeks back to it
     # (hls.js liveMaxLatencyDurationCount); below that it catches up at 1.1x speed
     live_max_latency_segments: float = 3.0
+    # The viewer's client (defaults: a browser on a home link; a load test's players on
+    # loopback set these to what they are, see sim.compare):
+    access_mbps: float = 20.0  # the viewer's link; the first part downloads at this rate
+    decode_s: float = 0.2  # first part loaded -> first frame (0: a player with no decoder)
+    origin_fetch_s: float = 0.08  # edge -> shield -> origin round trip for a cold cell
 
 
 @dataclass(frozen=True, kw_only=True)
