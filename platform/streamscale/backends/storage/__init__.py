@@ -11,6 +11,7 @@ from ._engine import make_engine, migrate, upgrade
 from ._interface import Store
 from ._interface_analytics import AnalyticsStore, ChatActivity, HealthSample, Rollup
 from ._interface_chat import ChatStore, ModerationStore
+from ._interface_search import CategoryStats, SearchPage, SearchStore, query_words
 from ._interface_social import FollowedCategory, SocialStore, StreamCard, Watch, WatchedCategory
 from ._records import (
     AnalyticsSample,
@@ -36,6 +37,7 @@ from ._records import (
 )
 from ._sealing import Sealer, SecretsKeyError, new_key_text, parse_key, seal_plain_rows
 from ._sql import SqlStore
+from ._sql_search import is_search_index
 
 __all__ = [
     "AnalyticsSample",
@@ -44,6 +46,7 @@ __all__ = [
     "AuditEntry",
     "Ban",
     "BannedWord",
+    "CategoryStats",
     "ChannelRole",
     "ChatActivity",
     "ChatMessage",
@@ -60,6 +63,8 @@ __all__ = [
     "RefreshToken",
     "Rollup",
     "RoomSettings",
+    "SearchPage",
+    "SearchStore",
     "SecretsKeyError",
     "SigningKey",
     "SocialStore",
@@ -72,10 +77,12 @@ __all__ = [
     "ViewerSample",
     "Watch",
     "WatchedCategory",
+    "is_search_index",
     "migrate",
     "new_key_text",
     "open_store",
     "parse_key",
+    "query_words",
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 from ._interface_accounts import AccountStore
 from ._interface_analytics import AnalyticsStore
 from ._interface_chat import ChatStore, ModerationStore
+from ._interface_search import SearchStore
 from ._interface_social import SocialStore
 from ._records import (
     AnalyticsSample,
@@ -31,7 +32,7 @@ from ._records import (
 
 
 class Store(ChatStore, ModerationStore, AccountStore, SocialStore, AnalyticsStore,
-            Protocol):
+            SearchStore, Protocol):
     """Async storage. Every method is safe to call concurrently from many tasks."""
 
     async def close(self) -> None: ...

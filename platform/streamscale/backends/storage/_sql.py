@@ -43,6 +43,7 @@ from ._sql_accounts import AccountMixin
 from ._sql_analytics import AnalyticsMixin
 from ._sql_chat import ChatMixin
 from ._sql_moderation import ModerationMixin
+from ._sql_search import SearchMixin
 from ._sql_social import SocialMixin
 from ._sql_viewers import ViewersMixin
 from ._tables import (
@@ -60,7 +61,7 @@ _LIVE = users.c.deleted_at.is_(None)  # a deleted account is a tombstone no read
 
 
 class SqlStore(ChatMixin, ModerationMixin, AccountMixin, ViewersMixin, SocialMixin,
-               AnalyticsMixin):
+               AnalyticsMixin, SearchMixin):
     """`Store` over one SQLAlchemy engine; build it with `open_store`.
 
     Chat messages, moderation, accounts and viewer counts live in their mixins
