@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from ..api import Model
 
 Resolution = Literal["auto", "raw", "1m", "1h"]
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    """Pydantic's lax datetimes also take unix seconds (`from=0.5`): ISO 8601 only here."""
+    if not isinstance(value, str) or not _ISO.match(value):
+        raise ValueError("expected an ISO 8601 date and time with a time zone, "
+                         "e.g. 2026-12-04T18:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_only),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class AnalyticsQuery(Model):
     model_config = Model.model_config | {"strict": False}
-    from_: AwareDatetime | None = Field(
+    from_: Instant | None = Field(
         default=None, alias="from",
         description="ISO 8601 with a time zone; default: when the stream went live")
-    to: AwareDatetime | None = Field(
+    to: Instant | None = Field(
         default=None, description="ISO 8601 with a time zone, after `from`; default: now")
     resolution: Resolution = Field(
         default="auto", description="raw: every sample (ranges up to 6 h within the raw "

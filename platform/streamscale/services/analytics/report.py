@@ -39,6 +39,8 @@ def choose_resolution(requested: str, *, since: datetime, until: datetime, now: 
                       raw_retention_s: float, minute_retention_s: float) -> str:
     span_s = (until - since).total_seconds()
     age_s = (now - since).total_seconds()
+    if requested == "auto" and span_s > MAX_RANGE_S["1h"]:
+        raise ValidationFailed(f"at most {MAX_RANGE_S['1h'] // 86400} days at a time")
     if requested == "auto":
         if span_s <= AUTO_RAW_S and age_s <= raw_retention_s:
             return "raw"

@@ -42,6 +42,7 @@ class HealthReporter:
         self.sample_s = sample_s
         self.flush_s = max(flush_s, sample_s)
         self._pending: dict[str, list[StreamHealth]] = {}
+        self.latest: dict[str, StreamHealth] = {}  # each stream's newest snapshot
         self.stats = ReporterStats()
         self.flushed = trio.Event()  # replaced at each flush (tests wait for one)
 
@@ -51,6 +52,7 @@ class HealthReporter:
             if len(queue) >= MAX_PENDING_PER_STREAM:
                 del queue[0]
             queue.append(snap)
+            self.latest[snap.stream_id] = snap
             self.stats.snapshots += 1
 
     async def flush(self) -> None:
