@@ -11,6 +11,9 @@ and would break trio. The rest imports neither and is shared with the trio side:
 - `run`: the `streamscale load` command (platform, stream, ffmpeg, Locust, summary).
 - `summary`: summary.json from Locust's CSV, beside the scenario's SLOs.
 - `publishing`: the caster, stream start and the ffmpeg publisher.
+- `hybrid` (`load --hybrid`, the 1M-viewer run): `hybrid_pattern`, the full-scale edge
+  fleet's origin requests from sim.delivery; `hybrid_driver`, emulated edge fetch loops
+  against the real origin, run as their own process.
 - `users/` (Locust): HlsPlayer, ChatUser, ApiUser, StreamerUser; `shapes`: the load
   shape; `locustfile.py`, `bench_locustfile.py` (bench/players.py): entry points.
 """
