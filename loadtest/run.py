@@ -7,9 +7,10 @@
 2. Sign a caster up, start a stream and publish it with ffmpeg (RTMP, real transcode).
 3. Run Locust headless as a subprocess (`loadtest/locustfile.py`; gevent never enters this
    trio process) with CSV and HTML into `reports/<scenario>/load/`, while sampling the
-   stream's viewer count from the API.
+   stream's viewer count from the API and the platform's `/metrics` (metrics_window.py).
 4. Write `summary.json`: startup p95, rebuffer ratio, live latency p95, error rate,
-   requests/s, the API's peak viewer count, each beside the scenario's SLO.
+   requests/s, the API's peak viewer count, each beside the scenario's SLO; origin
+   requests/s, edge hit ratio and transcode lag from `/metrics`.
 
 Bounded: Locust gets `--duration` plus a stop timeout, and the whole run a deadline.
 """
