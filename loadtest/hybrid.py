@@ -180,8 +180,14 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                 if window is not None:
                     await nursery.start(window.run, api, stop)
 
+                peer: dict[str, Any] = {}
+
                 async def run_driver() -> None:
                     driver.update(await _driver(spec, out))
+
+                async def run_peer() -> None:  # the same process with no loops: box lag
+                    idle = dataclasses.replace(spec, loops=(), steering_pollers=0)
+                    peer.update(await _driver(idle, out, name="peer"))
 
                 async def run_players() -> None:
                     if args.players > 0:
@@ -190,6 +196,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
 
                 async with trio.open_nursery() as both:
                     both.start_soon(run_driver)
+                    both.start_soon(run_peer)
                     both.start_soon(run_players)
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
                 wall = trio.current_time() - wall0
@@ -198,6 +205,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                     await window.finish(api)
                     platform_metrics = {"figures": window.figures(), "notes": window.notes()}
                 stop.set()
+                driver["peer_lag_p99_s"] = peer.get("lag_p99_s")
                 nursery.cancel_scope.cancel()
     platform_cpu_s = (cpu1.ru_utime - cpu_live.ru_utime) + (cpu1.ru_stime - cpu_live.ru_stime)
     summary = build_summary(args, scenario, pattern, plan, driver, players,
@@ -217,8 +225,8 @@ def _metrics_window(api_url: str, stream_id: str) -> Any:
     return module.MetricsWindow(f"{api_url.removesuffix('/api')}/metrics", stream_id)
 
 
-async def _driver(spec: DriverSpec, out: Path) -> dict[str, Any]:
-    spec_path, result_path = out / "driver_spec.json", out / "driver_result.json"
+async def _driver(spec: DriverSpec, out: Path, name: str = "driver") -> dict[str, Any]:
+    spec_path, result_path = out / f"{name}_spec.json", out / f"{name}_result.json"
     spec_path.write_text(spec.to_json())
     result_path.unlink(missing_ok=True)
     with trio.fail_after(spec.duration_s + 60):
@@ -295,10 +303,14 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
     offered_ll = sum(2 * published[r] * per_rung[r] for r in published) / driver["window_s"] \
         if "window_s" in driver else 0.0
     ok = achieved >= (1 - RATE_MARGIN) * intended
-    lag = driver.get("lag_p99_s")
+    lag, peer_lag = driver.get("lag_p99_s"), driver.get("peer_lag_p99_s")
     generator_late = lag is None or lag > GENERATOR_LAG_LIMIT_S
+    contended = peer_lag is None or peer_lag > GENERATOR_LAG_LIMIT_S
     generator = (f"generator event-loop lag p99 {_fmt(lag, ' s')} "
-                 f"(limit {GENERATOR_LAG_LIMIT_S:g} s), {_fmt(driver.get('cpu_cores'))} cores")
+                 f"(limit {GENERATOR_LAG_LIMIT_S:g} s; an idle peer process beside it "
+                 f"{_fmt(peer_lag, ' s')}: the box "
+                 f"{'is contended by other work' if contended else 'is not contended'}), "
+                 f"{_fmt(driver.get('cpu_cores'))} cores")
     if ok:
         verdict = (f"achieved {achieved:,.0f} of {intended:,.0f} intended origin req/s "
                    f"(within {RATE_MARGIN:.0%}); {generator}")
@@ -363,6 +375,7 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
         },
         "generator": {
             "cpu_cores": driver.get("cpu_cores"), "lag_p99_s": driver.get("lag_p99_s"),
+            "idle_peer_lag_p99_s": driver.get("peer_lag_p99_s"),
             "lag_max_s": driver.get("lag_max_s"), "error": driver.get("error"),
         },
         "platform_process_cpu_cores": platform_cores,
