@@ -69,6 +69,9 @@ async def test_owner_only_and_bad_input_gets_4xx(tmp_path: Path) -> None:
             r = await api.get(url, headers=owner, params=params)
             assert 400 <= r.status_code < 500, (params, r.status_code, r.text)
             assert set(r.json()["error"]) >= {"code", "message", "request_id"}
+        metrics = (await api.get("/metrics")).text  # the analytics worker reports there too
+        assert "streamscale_analytics_viewer_batches_total" in metrics
+        assert "streamscale_analytics_health_samples_written_total" in metrics
         for raw_query in ("resolution=%ED%A0%80", "from=%ED%A0%80", "to=%00"):  # a lone
             r = await api.get(f"{url}?{raw_query}", headers=owner)  # surrogate, a NUL
             assert 400 <= r.status_code < 500, (raw_query, r.status_code, r.text)

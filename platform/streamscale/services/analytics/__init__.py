@@ -23,6 +23,7 @@ import trio
 
 from ...config import Config
 from ...runtime import ServiceInfo, current_resources, shutdown_requested
+from ._metrics import AnalyticsParts, report_until
 from .counts import Snapshot, ViewerCounts
 from .health_worker import HealthWorker
 from .rollup import RollupScheduler
@@ -54,6 +55,8 @@ async def run(
             minute_retention_s=a.minute_retention_s,
             lag_s=2 * (a.health_flush_s + config.cdn.viewer_sample_s))
         nursery.start_soon(partial(rollups.run, shutdown=shutdown_requested()))
+        nursery.start_soon(report_until, AnalyticsParts(worker, health, rollups),
+                           shutdown_requested())
         log.info("analytics: counting viewers (idle %.1f s, sample every %.1f s)",
                  config.cdn.viewer_idle_s, config.cdn.viewer_sample_s)
         task_status.started(ServiceInfo(name="analytics", handles={
