@@ -2,7 +2,8 @@
 
 1. HealthMeter on hand-made FLV tags: frame rate from timestamps, keyframe interval, drops.
 2. (slow) ffmpeg publishes at a known frame rate and GOP (-r 25 -g 50: a keyframe every
-   2 s); the media service's own reporter (analytics.health_sample_s) reports them.
+   2 s); the media service's own reporter (analytics.health_sample_s) reports them, and
+   a rung shed (`MediaHub.shed`, as overload would) shows in the next snapshots.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 import trio
 
 from streamscale.config import AnalyticsConfig
+from streamscale.services.media import MediaHub
 from streamscale.services.media.health import (
     HealthMeter,
     StreamHealth,
@@ -92,7 +94,7 @@ async def test_reported_health_matches_the_publishers_frame_rate_and_gop(
         stream_id, key = await _start(live)
         cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
                "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={fps}",
-               "-t", "12", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop_frames),
+               "-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop_frames),
                "-keyint_min", str(gop_frames), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
                "-f", "flv", f"{live.rtmp}/{key}"]
         async with trio.open_nursery() as nursery:
@@ -106,6 +108,14 @@ async def test_reported_health_matches_the_publishers_frame_rate_and_gop(
                     snap = reporter.latest.get(stream_id)
                     if snap is not None and (not seen or seen[-1] is not snap):
                         seen.append(snap)
+            # a rung shed as overload would: the next snapshots name it
+            hub = live.platform.handle("media", "hub")
+            assert isinstance(hub, MediaHub)
+            shed = await hub.shed(stream_id)
+            assert shed is not None
+            with trio.fail_after(30):
+                while shed not in reporter.latest[stream_id].shed_rungs:
+                    await reporter.flushed.wait()
             publisher.terminate()
         measured = [s for s in seen if s.frames >= 5]  # whole windows of video
         assert measured
