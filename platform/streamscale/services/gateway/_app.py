@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...backends.storage import InvalidCursor, Store
 from ...config import Config
-from .. import social, streaming, users
+from .. import discovery, social, streaming, users
 from ..analytics import _api as analytics_api
 from ..api import Deps, IdConverter, authenticate, request_id
 from ..auth import KeyRing
@@ -101,6 +101,7 @@ def create_app(
     app.register_blueprint(moderation_api.bp)
     app.register_blueprint(social.bp)
     app.register_blueprint(analytics_api.bp)
+    app.register_blueprint(discovery.bp)
     _metrics.install(app)  # request counts and latency; GET /metrics (operators)
 
     @app.get("/api/health")
