@@ -10,12 +10,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamscale.backends.storage import (
     ChatMessage,
@@ -153,3 +156,43 @@ async def test_figures_raw_and_rolled_agree(tmp_path: Path) -> None:
                                   raw_retention_s=3600, minute_retention_s=86400)
             assert again.minutes == 0  # progress was kept
             assert (await read("auto"))["resolution"] == "raw"
+
+
+_DATES = st.one_of(
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-11))]))
+    .map(lambda d: d.isoformat()),
+    st.text(max_size=40),
+    st.sampled_from(["2026-12-04T00:00:00Z", "0", "-1e309", "9999-12-31T23:59:59+14:00",
+                     "0001-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "nan"]),
+)
+
+
+async def test_property_no_query_gets_a_5xx(tmp_path: Path) -> None:
+    """Any from / to / resolution (dates near and far, text, junk): 200 or a 4xx error."""
+    config = make_config(tmp_path)
+    async with running_platform(config, ("gateway",)) as platform, \
+            httpx.AsyncClient(base_url=platform.api_url.removesuffix("/api")) as api:
+        owner = await _user(api, "caster")
+        stream = (await api.post("/api/streams/start", headers=owner,
+                                 json={"title": "t", "category": "c"})).json()["stream"]
+        url = f"{platform.api_url.removesuffix('/api')}/api/streams/{stream['id']}/analytics"
+
+        @settings(max_examples=150, deadline=None, database=None)
+        @given(since=st.none() | _DATES, until=st.none() | _DATES,
+               resolution=st.none() | st.sampled_from(["auto", "raw", "1m", "1h"])
+               | st.text(max_size=5))
+        def check(client: httpx.Client, since: str | None, until: str | None,
+                  resolution: str | None) -> None:
+            params = {k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                      for k, v in (("from", since), ("to", until),
+                                   ("resolution", resolution)) if v is not None}
+            r = client.get(url, params=params)
+            assert r.status_code < 500, (params, r.text)
+            if r.status_code != 200:
+                assert set(r.json()["error"]) >= {"code", "message", "request_id"}
+
+        def run() -> None:
+            with httpx.Client(headers=owner, timeout=30) as client:
+                check(client)
+
+        await trio.to_thread.run_sync(run)
