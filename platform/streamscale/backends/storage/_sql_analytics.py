@@ -3,7 +3,7 @@
 Chat counts come from `chat_messages` itself, where the chat workers already record every
 message, so nothing is added to the chat path. Posted and held messages are read by
 `created_at` through the (status, created_at, id) index (one range per status); removed
-ones by `deleted_at` among the deleted (the same index's 'deleted' range, filtered), then
+ones by `deleted_at` through a partial index of the deleted rows (migration 0006), then
 bucketed here: SQLite and PostgreSQL truncate times differently, Python does it once.
 """
 
@@ -117,8 +117,9 @@ class AnalyticsMixin(SqlRunner):
         posted = select(m.c.stream_id, m.c.created_at,
                         or_(m.c.status == "held", m.c.moderation.is_not(None))).where(
             m.c.status.in_(CHAT_STATUSES), m.c.created_at >= since, m.c.created_at < until)
+        # deleted_at is set exactly while a message is deleted (set_chat_message_status)
         removed = select(m.c.stream_id, m.c.deleted_at).where(
-            m.c.status == "deleted", and_(m.c.deleted_at >= since, m.c.deleted_at < until))
+            and_(m.c.deleted_at >= since, m.c.deleted_at < until))
         if stream_id is not None:
             posted = posted.where(m.c.stream_id == stream_id)
             removed = removed.where(m.c.stream_id == stream_id)

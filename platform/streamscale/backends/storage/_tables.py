@@ -437,8 +437,12 @@ analytics_rollup_state = Table(
     PrimaryKeyConstraint("resolution_s", name="pk_analytics_rollup_state"),
 )
 
-# 0006: rollups and retention read viewer samples by time across streams
+# 0006: rollups and retention read viewer samples by time across streams, and chat
+# messages removed in a time range (only deleted ones are in that index: no cost to posts)
 Index("ix_viewer_samples_at", viewer_samples.c.at)
+DELETED = text("deleted_at IS NOT NULL")
+Index("ix_chat_messages_deleted_at", chat_messages.c.deleted_at, sqlite_where=DELETED,
+      postgresql_where=DELETED)
 
 # 0007: which streams a signed-in user watched (services/social, POST /api/streams/{id}/watch),
 # one row per (user, stream): the "categories you watch" of recommendations.

@@ -1,5 +1,6 @@
 """Analytics (issue 14): ingest health samples, 1 min / 1 h rollups and their progress,
-and an index on viewer_samples.at (rollups and retention read them by time).
+an index on viewer_samples.at (rollups and retention read them by time) and a partial one
+on chat_messages.deleted_at (messages removed in a time range; deleted rows only).
 
 Revision ID: 0006
 Revises: 0005
@@ -73,9 +74,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("resolution_s", name="pk_analytics_rollup_state"),
     )
     op.create_index("ix_viewer_samples_at", "viewer_samples", ["at"])
+    deleted = sa.text("deleted_at IS NOT NULL")
+    op.create_index("ix_chat_messages_deleted_at", "chat_messages", ["deleted_at"],
+                    sqlite_where=deleted, postgresql_where=deleted)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_chat_messages_deleted_at", table_name="chat_messages")
     op.drop_index("ix_viewer_samples_at", table_name="viewer_samples")
     op.drop_table("analytics_rollup_state")
     op.drop_index("ix_analytics_rollups_resolution_s_at", table_name="analytics_rollups")
