@@ -1,5 +1,7 @@
 """A drill's players over time: fetches per second by pathway, ok and failed, with the
-method's span shaded; written beside the journal as players.png."""
+method's span shaded; with hls.js players (timeline["browser"], chaos.browser_players), a
+second panel: how many of them fetch from each CDN and how many stall, each second;
+written beside the journal as players.png."""
 
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ def plot_players(timeline: dict[str, Any], title: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    browser = timeline.get("browser")
+    fig, axes = plt.subplots(2 if browser else 1, 1, figsize=(9, 7 if browser else 4),
+                             sharex=True, squeeze=False)
+    ax = axes[0][0]
     for label, points in sorted(timeline["series"].items()):
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
@@ -50,10 +55,32 @@ def plot_players(timeline: dict[str, Any], title: str, path: Path) -> Path:
     if timeline.get("method_s"):
         ax.axvspan(*timeline["method_s"], color="orange", alpha=0.15, label="method (fault)")
     ax.set_xlabel("seconds since the drill started")
-    ax.set_ylabel("player fetches per second")
+    ax.set_ylabel("HTTP player fetches per second")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
+    if browser:
+        _plot_browser(axes[1][0], browser, timeline.get("method_s"))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _plot_browser(ax: Any, browser: dict[str, Any], method_s: list[float] | None) -> None:
+    for label, points in sorted(browser["series"].items()):
+        if label.endswith("latency s"):
+            continue
+        ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=label,
+                linestyle="--" if "stalled" in label else "-")
+    if method_s:
+        ax.axvspan(*method_s, color="orange", alpha=0.15)
+    if browser.get("fault_s") is not None:
+        ax.axvline(browser["fault_s"], color="red", linewidth=1, label="fault")
+    moved = [f["failover_s"] for f in browser.get("failovers", [])]
+    shown = ", ".join("-" if m is None else f"{m:.1f}" for m in moved)
+    ax.set_title(f"{browser['players']} hls.js players in Chromium; failover s: {shown}",
+                 fontsize=9)
+    ax.set_xlabel("seconds since the drill started")
+    ax.set_ylabel("hls.js players")
+    ax.set_ylim(-0.2, browser["players"] + 0.5)
+    ax.legend(fontsize=8)
