@@ -8,11 +8,13 @@ import argparse
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from . import browser_actions, browser_players
 from .drill import Target, open_drill
 from .plots import player_timeline, plot_players
 from .runner import (
@@ -43,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cdn", action="append", default=[], metavar="PATHWAY=URL",
                    help="with --target: a CDN pathway's edge base URL (repeat: a=..., b=...)")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder")
+    p.add_argument("--no-browser", action="store_true", help="no hls.js players in Chromium "
+                   "(browser_players: 0): the HTTP players only")
     return p
 
 
@@ -78,6 +82,23 @@ def _target(args: argparse.Namespace) -> Target | None:
     return Target(args.target.rstrip("/"), args.rtmp.rstrip("/"), cdns)
 
 
+def _check_browser(args: argparse.Namespace, config: dict[str, Any],
+                   target: Target | None) -> None:
+    """--no-browser, or before any platform starts: can the drill's hls.js players run?"""
+    if "browser_players" not in config:
+        return
+    if args.no_browser:
+        config["browser_players"] = 0
+    if not config["browser_players"]:
+        return
+    reason = browser_players.unavailable()
+    if reason is None and target is not None:
+        reason = "they need the drill's own platform, not --target; add --no-browser"
+    if reason is not None:
+        raise ExperimentError(f"{args.name} plays {config['browser_players']} hls.js players "
+                              f"in Chromium, but {reason}")
+
+
 def _overrides(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -99,6 +120,10 @@ async def drill(experiment: dict[str, Any], config: dict[str, Any],
         journal = await run_experiment(experiment, config=config)
         if opened.players is not None:  # the players' fetches over time, for the plot
             journal["x-streamscale"] = {"players": player_timeline(opened.players, journal)}
+            browser = browser_actions.pool()
+            if browser is not None:  # hls.js players beside them
+                journal["x-streamscale"]["players"]["browser"] = browser.timeline(
+                    datetime.fromisoformat(journal["start"]).timestamp())
         return journal
 
 
@@ -114,6 +139,7 @@ def main(argv: list[str]) -> int:
         config = configuration(experiment, short=args.short,
                                overrides=_overrides(args.var))
         target = _target(args)
+        _check_browser(args, config, target)
     except ExperimentError as exc:
         print(f"streamscale chaos: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,11 @@ for background work. One `Drill` per run, reachable from providers by `current()
 CDN a and one on CDN b, short segments) or targets a running one, and puts a TCP fault
 proxy in front of each CDN pathway, so players reach CDN a through `proxies["cdn-a"]`;
 on PostgreSQL (`database="postgres"`), another in front of the database (`proxies["db"]`).
+In-process, each proxy is its CDN's public address (the edge's `public_url`): the
+playback URL, the steered master, and the origin's and gateway's health probes all go
+through it, so a fault on `cdn-a` is CDN a's outage for every player (hls.js in Chromium
+too) and for the platform's failover. With `--target` only the drill's HTTP players go
+through the proxies.
 """
 
 from __future__ import annotations
@@ -88,18 +93,21 @@ async def open_drill(target: Target | None = None, *, data_dir: Path | None = No
             yield drill
     else:
         async with _platform(data_dir, database) as (platform, started, proxies), \
-                _drill(started) as drill:
+                _drill(started, proxies) as drill:
             drill.platform = platform
             drill.proxies.update(proxies)
             yield drill
 
 
 @asynccontextmanager
-async def _drill(target: Target) -> AsyncIterator[Drill]:
+async def _drill(target: Target, made: dict[str, FaultProxy] | None = None
+                 ) -> AsyncIterator[Drill]:
     async with trio.open_nursery() as nursery, \
             httpx.AsyncClient(base_url=target.web, timeout=30) as api:
         drill = Drill(target, nursery, api)
         for name, url in target.cdns.items():
+            if f"cdn-{name}" in (made or {}):  # the platform's own (its public address)
+                continue
             parts = urlsplit(url)
             drill.proxies[f"cdn-{name}"] = await open_proxy(
                 nursery, parts.hostname or "127.0.0.1", parts.port or 80)
@@ -123,16 +131,23 @@ async def _platform(data_dir: Path | None, database: str
     from streamscale.testing import make_config, running_platform
 
     with tempfile.TemporaryDirectory(prefix="streamscale-chaos-") as tmp:
-        async with _database(database) as (storage_url, proxies):
-            config = make_config(data_dir or Path(tmp), storage_url=storage_url,
-                                 cdn=CdnConfig(edges=(EdgeConfig(name="a1", cdn="a"),
-                                                      EdgeConfig(name="b1", cdn="b"))))
+        async with _database(database) as (storage_url, proxies), \
+                trio.open_nursery() as proxy_nursery:
+            for cdn in ("a", "b"):  # upstream set once the edge has its port
+                proxies[f"cdn-{cdn}"] = await open_proxy(proxy_nursery, "127.0.0.1", 9)
+            config = make_config(data_dir or Path(tmp), storage_url=storage_url, cdn=CdnConfig(
+                edges=tuple(EdgeConfig(name=f"{cdn}1", cdn=cdn,
+                                       public_url=f"http://{proxies[f'cdn-{cdn}'].address}")
+                            for cdn in ("a", "b"))))
             config = dataclasses.replace(config, media=MediaConfig(
                 rtmp_port=0, reconnect_grace_s=5.0, ladder="source,160p", segment_s=1.0,
                 part_s=0.25, key_check_s=0.25))
             async with running_platform(config, SERVICES) as platform:
                 edges = platform.handle("edge", "edges")
                 assert isinstance(edges, dict)
+                for edge in edges.values():
+                    proxy = proxies[f"cdn-{edge.cdn}"]
+                    proxy.upstream_port = urlsplit(edge.url).port or 80
                 target = Target(
                     web=platform.api_url.removesuffix("/api"),
                     rtmp=platform.url("media", "rtmp"),
@@ -140,6 +155,7 @@ async def _platform(data_dir: Path | None, database: str
                 )
                 log.info("drill platform: %s", target)
                 yield platform, target, proxies
+            proxy_nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager

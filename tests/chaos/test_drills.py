@@ -43,6 +43,52 @@ def test_cdn_outage_players_fail_over_to_cdn_b(tmp_path: Path,
     assert (tmp_path / "cdn_outage" / "chaos" / "players.png").stat().st_size > 0
     assert "steady state after: met" in capsys.readouterr().out
 
+    # hls.js in Chromium beside them: on CDN a before, every one moved to b after the
+    # fault (its first fragment from b's proxy, by the page's clock), within the bound
+    browsers = journal["configuration"]["browser_players"]
+    bound_s = journal["configuration"]["failover_bound_s"]
+    assert browsers >= 1
+    before = {p["activity"]["name"]: p["output"]
+              for p in journal["steady_states"]["before"]["probes"]}
+    assert before["every-hls.js-player-playing"] == browsers
+    assert before["every-hls.js-player-on-the-steered-cdn"] == browsers  # CDN a then
+    moved = run["hls.js-players-failed-over-to-cdn-b"]["output"]
+    assert moved["on"] == moved["players"] == browsers
+    assert all(s is not None and 0 < s <= bound_s for s in moved["failover_s"]), moved
+    assert after["every-hls.js-player-playing"] == browsers
+    assert after["every-hls.js-player-on-the-steered-cdn"] == browsers  # CDN b now
+    assert after["every-hls.js-player-moved-within-the-bound"] == browsers
+    browser = timeline["browser"]
+    assert [f["failover_s"] for f in browser["failovers"]] == moved["failover_s"]
+    assert {"hls.js on a", "hls.js on b"} <= browser["series"].keys()
+    on_a = dict(browser["series"]["hls.js on a"])
+    assert on_a[max(on_a)] == 0 and max(on_a.values()) == browsers  # all left a
+
+
+def test_cdn_outage_without_a_browser_is_the_http_drill(tmp_path: Path) -> None:
+    """--no-browser: the same experiment with HTTP players only."""
+    code = streamscale_main(["chaos", "cdn_outage", "--short", "--no-browser",
+                             "--reports", str(tmp_path)])
+    journal = json.loads((tmp_path / "cdn_outage" / "chaos" / "journal.json").read_text())
+    assert code == 0, journal
+    assert journal["configuration"]["browser_players"] == 0
+    assert "browser" not in journal["x-streamscale"]["players"]
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["hls.js-players-failed-over-to-cdn-b"]["players"] == 0
+    assert run["players-failed-over-to-cdn-b"] == journal["configuration"]["players"]
+
+
+def test_cdn_outage_names_the_chromium_install_when_it_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("streamscale.testing.browser.CHROMIUM", str(tmp_path / "chromium"))
+    code = streamscale_main(["chaos", "cdn_outage", "--short", "--reports", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"no Chromium at {tmp_path / 'chromium'}" in err
+    assert "./dev test installs it" in err and "--no-browser" in err
+    assert not (tmp_path / "cdn_outage").exists()  # refused before any platform started
+
 
 async def test_security_breach_leaked_key_refused_after_rotation() -> None:
     experiment = load_experiment(chaos_cli.resolve("security_breach"))
