@@ -10,8 +10,10 @@ import logging
 import shutil
 import subprocess
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import trio
 
 from streamscale.testing.rtmp_client import ClientConnection
@@ -192,12 +194,34 @@ async def rtmp_reconnect_storm(publishers: int = 20, rounds: int = 3) -> dict[st
         auth = await accounts.sign_in(drill.api, name)
         _, key = await accounts.start_stream(drill.api, auth, name)
         keys.append(key)
+    before = await _ingest_counters(drill)
     result = await reconnect_storm(drill.target.rtmp, keys, rounds=int(rounds))
+    after = await _ingest_counters(drill)
+    # the ingest's own account of the connections it closed at once (an address over its
+    # open-connection limit, a full ingest): the storm client sees those as broken pipes
+    server = ({name: after[name] - before.get(name, 0.0) for name in after}
+              if before and after else {"unavailable": "the gateway's /metrics did not answer"})
     return {"accepted": result.accepted, "refused": result.refused, "failed": result.failed,
+            "ingest_says": server,
             "reasons": result.reasons}
 
 
 # -- viewers ----------------------------------------------------------------------------
+
+async def _ingest_counters(drill: Any) -> dict[str, float]:
+    """The ingest's refusal counters from the gateway's /metrics ({} when unreachable)."""
+    from streamscale.testing.metrics import Scrape
+
+    try:
+        response = await drill.api.get(f"{drill.target.web}/metrics")
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return {}
+    scrape = Scrape.parse(response.text)
+    return {name: scrape.value(f"streamscale_ingest_{name}_total")
+            for name in ("refused_per_address", "refused_full", "publishes_refused",
+                         "protocol_errors")}
+
 
 @provider
 async def start_players(count: int = 4, rendition: str = "160p") -> int:

@@ -182,6 +182,13 @@ async def test_media_overload_storm_beside_a_live_stream() -> None:
     attempts = short["storm_publishers"] * short["storm_rounds"]
     assert storm["accepted"] + storm["refused"] + storm["failed"] == attempts
     assert storm["accepted"] > 0
+    # the ingest's own count of connections it closed at once: each is an attempt the
+    # storm saw refused or broken, never one it took for accepted
+    said = storm["ingest_says"]
+    assert set(said) == {"refused_per_address", "refused_full", "publishes_refused",
+                         "protocol_errors"}, said
+    closed_at_once = said["refused_per_address"] + said["refused_full"]
+    assert storm["refused"] + storm["failed"] >= closed_at_once
 
 
 async def test_moderation_backlog_held_messages_wait_in_the_review_queue() -> None:

@@ -57,7 +57,7 @@ async def run(
             max_connections_per_ip=media.rtmp_max_connections_per_ip,
             max_buffered_bytes=media.rtmp_max_buffered_bytes,
             max_buffered_bytes_unpublished=media.rtmp_max_buffered_bytes_unpublished)
-        async with media_metrics(hub), trio.open_nursery() as front:
+        async with media_metrics(hub, ingest), trio.open_nursery() as front:
             listeners: list[trio.SocketListener] = await front.start(
                 partial(ingest.serve, media.host, media.rtmp_port))
             front.start_soon(partial(expire_periodically, config.recordings_root,

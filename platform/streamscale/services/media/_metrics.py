@@ -20,6 +20,7 @@ from .._metrics import reporting
 
 if TYPE_CHECKING:
     from .hub import MediaHub
+    from .ingest import RtmpIngest
 
 _HELP = {
     "publishes": "publishes accepted (reconnects included)",
@@ -60,8 +61,32 @@ def _collect(hubs: list[MediaHub]) -> Iterator[Metric]:
     yield shed
 
 
+_INGEST = {  # RtmpIngest attribute -> (metric, help)
+    "connections": ("streamscale_ingest_connections", "RTMP connections open now"),
+    "protocol_errors": ("streamscale_ingest_protocol_errors",
+                        "RTMP connections closed on a protocol error"),
+    "refused": ("streamscale_ingest_publishes_refused",
+                "publishes refused by the ingest (bad or revoked key, busy stream)"),
+    "refused_per_ip_limit": ("streamscale_ingest_refused_per_address",
+                             "connections closed at once: too many open from one address"),
+    "refused_total_limit": ("streamscale_ingest_refused_full",
+                            "connections closed at once: the ingest was full"),
+}
+
+
+def _collect_ingest(ingests: list[RtmpIngest]) -> Iterator[Metric]:
+    for attr, (name, text) in _INGEST.items():
+        family = GaugeMetricFamily if attr == "connections" else CounterMetricFamily
+        yield family(name, text, value=sum(getattr(i, attr) for i in ingests))
+
+
 @asynccontextmanager
-async def media_metrics(hub: MediaHub) -> AsyncIterator[None]:
-    """Report this hub's stats and streams while the block runs."""
+async def media_metrics(hub: MediaHub, ingest: RtmpIngest | None = None
+                        ) -> AsyncIterator[None]:
+    """Report this hub's stats and streams (and the ingest's) while the block runs."""
     async with reporting("media", hub, _collect):
-        yield
+        if ingest is None:
+            yield
+            return
+        async with reporting("ingest", ingest, _collect_ingest):
+            yield
