@@ -62,6 +62,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 include-path-regex = "/(streams/search|streams/live|categories)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 
+# The notification stream (text/event-stream) never ends: tests/services/social reads it.
+[[operations]]
+include-path = "/api/me/notifications"
+enabled = false
+
+# Watch history: a cursor the server never issued is a 400, as on the lists above.
+[[operations]]
+include-path = "/api/me/history"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401"]
+
 """
 
 
