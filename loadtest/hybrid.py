@@ -70,6 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drive the origin with the full-scale edge fleet's pattern")
     g.add_argument("--max-loops", type=int, default=300,
                    help=f"emulated edge fetch loops (connections), at most {MAX_LOOPS_CAP}")
+    g.add_argument("--spread", action="store_true",
+                   help="phase-spread the loops over a part, as channels publish at "
+                        "independent phases (default: all wake on the same part, a burst)")
     g.add_argument("--players", type=int, default=6,
                    help="sampled real players (Locust) through the real edges")
     g.add_argument("--max-steering", type=int, default=20,
@@ -172,7 +175,9 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                 spec = DriverSpec(origin_url=p.url("origin", "hls"), stream_id=stream_id,
                                   loops=tuple(plan["loops"]),
                                   steering_pollers=plan["steering_pollers"],
-                                  duration_s=args.duration, warmup_s=WARMUP_S)
+                                  duration_s=args.duration, warmup_s=WARMUP_S,
+                                  part_s=pattern.part_s, segment_s=pattern.segment_s,
+                                  spread=args.spread)
                 players: dict[str, Any] = {}
                 driver: dict[str, Any] = {}
                 stop = trio.Event()
@@ -350,10 +355,14 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
                      f"rendition) cells at full scale is one fetch loop (blocking reload + "
                      f"part per {pattern.part_s:g} s part); {plan['loops_driven']} of them "
                      f"({plan['fraction_driven']:.2%}) are driven here as parallel loops on "
-                     f"the ONE real stream's renditions (this box transcodes one ladder); "
+                     f"the ONE real stream's renditions (this box transcodes one ladder), "
+                     + ("phase-spread over a part as channels publish at independent phases"
+                        if args.spread else "all waking on the same part at once (a burst: "
+                        "harsher than the fleet's channels at independent phases)") + "; "
                      f"steering: {plan['steering_pollers']} pollers of "
                      f"{plan['steering_pollers_at_fraction']:,.0f} at that fraction"),
             "loops_driven": plan["loops_driven"], "fraction_driven": plan["fraction_driven"],
+            "spread": args.spread,
             "by_rendition": plan["mapping"], "steering_pollers": plan["steering_pollers"],
         },
         "origin": {

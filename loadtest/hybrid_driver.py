@@ -5,7 +5,7 @@ Run as its own process (`python -m loadtest.hybrid_driver SPEC.json OUT.json`, s
 that has viewers waiting on one rendition, after coalescing (loadtest.hybrid_pattern):
 
 - LL loop: plain playlist, init once, then forever a blocking reload
-  (`_HLS_msn`/`_HLS_part` for the next part) and every part it lists, in order;
+  (`_HLS_msn`/`_HLS_part` for the next part) and that part;
 - classic loop: the same with `_HLS_msn` only and whole segments;
 - steering poller: a player's steering reload (held by the origin up to its hold), then
   the TTL, as every player does directly against the origin.
@@ -14,14 +14,22 @@ Each loop has one keep-alive connection, through the edge's own upstream client
 (`cdn.edge._upstream.Upstream`: h11, `x-streamscale-edge` so the origin treats it as an
 edge fetch, never a viewer). No httpx: ~0.9 ms CPU per request where h11 costs ~0.1 ms.
 
+All loops of a rung wait on the same real part, so they wake in one burst, where 1,500
+channels at full scale publish at independent phases. `spread` gives loop i a phase (i x
+the golden ratio, mod one part): it asks for its next part that much after the part is
+due and counts its figures from sighting + phase, so the origin sees the fleet's smooth
+arrivals (its reloads then mostly find the part out, rather than parked).
+
 Coordinated omission. Requests follow the media timeline, not the loop's last answer: a
 loop fetches every part the stream publishes (a late loop catches up, skipping none), and
 latency is measured from the *intended* time, the moment the driver first saw the object
 exist (the first answer, from any loop, that listed it), not from when this loop got round
-to sending. A slow origin (or a slow generator) therefore shows as latency, never as
-requests not sent. For a blocking reload that waited, that figure is the wake-up spread
-across every loop parked on the same part; `service` (answer minus send) is beside it.
-The generator's own lag (oversleep of a 10 ms ticker) and CPU are in the result.
+to sending. A loop that fell behind keeps one reload and one part per part (its reloads are
+then answered at once), so the request count stays the fleet's. A slow origin (or a slow
+generator) therefore shows as latency, never as requests not sent. For a blocking reload
+that waited, that figure is the wake-up spread across every loop parked on the same part;
+`service` (answer minus send) is beside it. The generator's own lag (oversleep of a 10 ms
+ticker) and CPU are in the result.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from .hls import Chunk, MediaView, PlaylistError, blocking_request, next_chunk, 
 log = logging.getLogger(__name__)
 KINDS = ("playlist", "part", "classic playlist", "segment", "init", "master", "steering")
 TICK_S = 0.01
+GOLDEN = 0.6180339887498949  # loop i's phase: i x golden ratio mod 1, evenly spread
 MAX_SAMPLES = 200_000  # per kind; beyond it every other sample is kept (reservoir-free)
 
 
@@ -60,6 +69,11 @@ class DriverSpec:
     tail_s: float = 2.0  # nor those intended in the last seconds (answers still on the way)
     timeout_s: float = 10.0  # per request (a blocking reload is held up to 3 targets)
     steering_ttl_s: float = 5.0
+    part_s: float = 0.5  # the stream's part and segment durations (the scenario's)
+    segment_s: float = 2.0
+    # phase-spread loops (`--spread`): loop i stands for a channel whose parts come phase_i
+    # later, phases spread evenly over a part; off: every loop waits on the same part
+    spread: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -107,7 +121,12 @@ class Recorder:
                         time.time() - chunk.start_epoch_s - chunk.duration_s)
 
     def intended(self, rung: str, msn: int, part: int | None, default_s: float) -> float:
-        return self.first_seen.get((rung, msn, part), default_s)
+        """When the object was first seen; a reload for a part past a segment's last is
+        answered by the next segment's part 0 (LL-HLS), so that one stands in for it."""
+        seen = self.first_seen.get((rung, msn, part))
+        if seen is None and part is not None:
+            seen = self.first_seen.get((rung, msn + 1, 0))
+        return default_s if seen is None else seen
 
     def record(self, kind: str, intended_s: float, sent_s: float, done_s: float,
                status: int, size: int) -> None:
@@ -154,7 +173,8 @@ class Driver:
         return answer.body, done
 
     async def _playlist(self, up: Upstream, rung: str, target: str, kind: str,
-                        want: tuple[int, int | None] | None) -> MediaView:
+                        want: tuple[int, int | None] | None, phase_s: float = 0.0,
+                        ) -> MediaView:
         sent = trio.current_time()
         answer = await up.fetch(target.encode(), self.spec.timeout_s)
         done = trio.current_time()
@@ -166,15 +186,25 @@ class Driver:
                 answer = type(answer)(599, b"", b"", b"unparsable playlist")
         if view is not None:
             self.rec.seen(rung, view, done)
-        intended = sent if want is None else self.rec.intended(rung, *want, default_s=sent)
+        intended = sent if want is None else self.rec.intended(
+            rung, *want, default_s=sent - phase_s) + phase_s
         self.rec.record(kind, intended, sent, done, answer.status, len(answer.body))
         if view is None:
             raise _Failed(f"{kind} {target}: {answer.status}")
         return view
 
     async def loop(self, index: int, rung: str, mode: str) -> None:
-        """One emulated cache's fetches for one rendition, until cancelled."""
+        """One emulated cache's fetches for one rendition, until cancelled.
+
+        Synchronised (default): park a blocking reload for the next part at once, as an
+        edge with viewers waiting does; every loop on the rung wakes on the same part.
+        Spread: this loop's channel publishes `phase` later than the real stream, so it
+        sends the reload when its part is due (last part's first sighting + a part +
+        phase; a late part still parks it) and its figures count from sighting + phase.
+        """
         low_latency = mode == "ll"
+        period_s = self.spec.part_s if low_latency else self.spec.segment_s
+        phase_s = (index * GOLDEN % 1.0) * period_s if self.spec.spread else 0.0
         base = f"/live/{self.spec.stream_id}/{rung}/"
         reload_kind = "playlist" if low_latency else "classic playlist"
         media_kind = "part" if low_latency else "segment"
@@ -193,14 +223,21 @@ class Driver:
                         msn, part = blocking_request(view, chunk)
                         if not low_latency:
                             part = None
+                        if phase_s:
+                            seen = self.rec.intended(rung, chunk.msn, chunk.part, 0.0)
+                            await trio.sleep_until(seen + period_s + phase_s)
                         query = f"_HLS_msn={msn}" + ("" if part is None else f"&_HLS_part={part}")
                         view = await self._playlist(up, rung, f"{base}index.m3u8?{query}",
-                                                    reload_kind, (msn, part))
-                        while (nxt := next_chunk(view, chunk, low_latency=low_latency)):
-                            intended = self.rec.intended(rung, nxt.msn, nxt.part,
-                                                         trio.current_time())
-                            await self._get(up, base + nxt.uri, media_kind, intended)
-                            chunk = nxt
+                                                    reload_kind, (msn, part), phase_s)
+                        # one part per reload, as the fleet does per part: a late loop
+                        # catches up with reloads that are answered at once, none skipped
+                        nxt = next_chunk(view, chunk, low_latency=low_latency)
+                        if nxt is None:
+                            raise _Failed(f"reload for {msn}.{part} did not list it")
+                        intended = self.rec.intended(rung, nxt.msn, nxt.part,
+                                                     trio.current_time()) + phase_s
+                        await self._get(up, base + nxt.uri, media_kind, intended)
+                        chunk = nxt
                 except _Failed as exc:
                     log.debug("loop %d: %s; back to the live edge", index, exc)
                     await trio.sleep(0.5)  # a failing origin is retried, not hammered
