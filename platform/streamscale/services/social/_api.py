@@ -12,8 +12,9 @@ are not replayed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from functools import partial
 
 import trio
 from quart import Blueprint, Response, current_app, request
@@ -30,6 +31,7 @@ from ...backends.storage import StreamCard, Watch
 from ..api import PageQuery, authenticate, deps, errors
 from ..errors import ApiError
 from ..streaming import StreamService
+from ._abort import abort_connection
 from ._schemas import (
     LimitQuery,
     LiveListOut,
@@ -175,7 +177,7 @@ async def notifications() -> Response:
     come every 15 s; `event: resync` means events may have been lost (refetch GET
     /api/me/following/live). Reconnect with `Last-Event-ID` to be replayed the missed
     events whose streams are still live. A client that falls 64 events behind is
-    dropped (the stream ends); it reconnects like any other.
+    dropped (its connection is closed); it reconnects like any other.
     """
     claims = await authenticate()
     since: tuple[datetime, str] | None = None
@@ -189,7 +191,8 @@ async def notifications() -> Response:
     social = _social()
     feed = await _feed(social)
     # The body runs after the view, outside the app context: hand it what it needs.
-    response = Response(_events(social, feed, _streams(), claims.user_id, since),
+    abort = partial(abort_connection, request.scope.get("client"), request.scope.get("server"))
+    response = Response(_events(social, feed, _streams(), claims.user_id, since, abort),
                         content_type="text/event-stream; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.timeout = None  # quart's RESPONSE_TIMEOUT would cut the stream at 60 s
@@ -226,8 +229,9 @@ def _sse(event: WentLive, streams: StreamService) -> bytes:
 
 
 async def _events(social: _Social, feed: LiveFeed, streams: StreamService, user_id: str,
-                  since: tuple[datetime, str] | None) -> AsyncIterator[bytes]:
-    with feed.listen(user_id) as listener:  # registered before anything is sent
+                  since: tuple[datetime, str] | None, abort: Callable[[], object]
+                  ) -> AsyncIterator[bytes]:
+    with feed.listen(user_id, abort=abort) as listener:  # registered before anything is sent
         yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
         replayed: set[str] = set()
         if since is not None:

@@ -4,8 +4,9 @@ Every gateway process subscribes to `events.TOPIC` once (on its first notificati
 connection) and, per event, asks the store which of the users connected *here* follow the
 streamer (one bounded query, `followers_among`), then offers the event to each of their
 connections. Offering never waits: each connection has a bounded queue (`queue_events`);
-a connection whose queue is full is dropped (its queue closed: its response ends once
-the client has read what was queued) and counted in `dropped`. A slow or dead client
+a connection whose queue is full is dropped: its queue is closed and its TCP connection
+shut down (`_abort`: the server's write to a client that stopped reading would otherwise
+stay parked), and it is counted in `dropped`. A slow or dead client
 therefore costs its own notifications, never anyone else's, and never holds the feed up.
 The client reconnects with Last-Event-ID and is replayed what is still live.
 
@@ -16,8 +17,9 @@ clients reconnect and the next connection subscribes again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Final
 
 import trio
@@ -41,14 +43,17 @@ RESYNC: Final = _Marker("RESYNC")  # events may have been lost: refetch the live
 CLOSED: Final = _Marker("CLOSED")  # the connection's queue is closed (dropped or shutdown)
 
 Item = WentLive | _Marker
+STUCK_GRACE_S = 0.5  # on shutdown: connections not gone by then are stuck, and aborted
 
 
 class Listener:
     """One notification connection: a bounded queue the feed offers to without waiting."""
 
-    def __init__(self, user_id: str, queue_events: int) -> None:
+    def __init__(self, user_id: str, queue_events: int,
+                 abort: Callable[[], object] | None = None) -> None:
         self.user_id = user_id
         self.dropped = False
+        self.abort = abort  # closes the client's connection (blocking: run in a thread)
         self._send, self._receive = trio.open_memory_channel[Item](queue_events)
 
     def offer(self, item: Item) -> None:
@@ -79,6 +84,7 @@ class LiveFeed:
         self.queue_events = queue_events
         self._listeners: dict[str, set[Listener]] = {}
         self._running = False
+        self._nursery: trio.Nursery | None = None  # the running feed's: aborts run there
         self._start_lock = trio.Lock()
         self.delivered = 0  # events queued for a connection
         self.dropped = 0  # connections dropped because their queue was full
@@ -95,8 +101,10 @@ class LiveFeed:
                 await nursery.start(self._run, shutdown)
 
     @contextmanager
-    def listen(self, user_id: str) -> Iterator[Listener]:
-        listener = Listener(user_id, self.queue_events)
+    def listen(self, user_id: str, *, abort: Callable[[], object] | None = None
+               ) -> Iterator[Listener]:
+        """Register a connection; `abort` (blocking) closes it if it is dropped."""
+        listener = Listener(user_id, self.queue_events, abort)
         self._listeners.setdefault(user_id, set()).add(listener)
         try:
             yield listener
@@ -113,10 +121,19 @@ class LiveFeed:
         try:
             async with self._bus.subscribe(TOPIC) as subscription, trio.open_nursery() as inner:
                 self._running = True
+                self._nursery = inner
                 task_status.started()
 
                 async def stop_on_shutdown() -> None:
                     await shutdown.wait()
+                    self._close_all()  # each response ends once its client has read it
+                    await trio.sleep(STUCK_GRACE_S)
+                    # Those still here are parked writing to a client that does not read:
+                    # the server's graceful shutdown would wait for them.
+                    aborts = [listener.abort for listeners in self._listeners.values()
+                              for listener in listeners if listener.abort is not None]
+                    if aborts:
+                        await trio.to_thread.run_sync(lambda: [abort() for abort in aborts])
                     inner.cancel_scope.cancel()
 
                 inner.start_soon(stop_on_shutdown)
@@ -130,9 +147,13 @@ class LiveFeed:
                 inner.cancel_scope.cancel()
         finally:
             self._running = False
-            for listeners in list(self._listeners.values()):
-                for listener in list(listeners):
-                    listener.close()
+            self._nursery = None
+            self._close_all()
+
+    def _close_all(self) -> None:
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.close()
 
     async def _deliver(self, message: Message) -> None:
         try:
@@ -167,3 +188,5 @@ class LiveFeed:
             self.dropped += 1
             log.info("notification connection of %s dropped: %d events queued unread",
                      listener.user_id, self.queue_events)
+            if listener.abort is not None and self._nursery is not None:
+                self._nursery.start_soon(partial(trio.to_thread.run_sync, listener.abort))
