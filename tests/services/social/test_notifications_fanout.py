@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,20 @@ from urllib.parse import urlsplit
 
 import h11
 import httpx
+import psycopg
 import pytest
 import trio
 
 from streamscale.backends.bus import open_bus
+from streamscale.config import MediaConfig
 from streamscale.services.social import TOPIC, WentLive
 from streamscale.testing import make_config, running_platform
+from streamscale.testing.rtmp_session import publish_session
 
 from ..helpers import signed_in
 from .sse import open_events
 
+SECRETS_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # one key for both nodes
 EVENTS = 1000  # far past the 64 a connection queues plus what a 4 KiB socket buffer holds
 
 
@@ -171,3 +176,52 @@ async def test_a_stalled_client_does_not_hold_up_shutdown(tmp_path: Path) -> Non
         data = await stalled.receive_some(1 << 20)
         assert data  # what was buffered; the connection was closed behind it
         await stalled.aclose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"social_{secrets.token_hex(4)}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield ("postgresql+psycopg://postgres@127.0.0.1:5432/test"
+                   f"?options=-csearch_path%3D{schema}")
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_each_gateway_tells_its_own_followers(tmp_path: Path, postgres_url: str) -> None:
+    """Two platform nodes over one database and one Redis: the stream goes live on node
+    one's ingest; a follower connected to each node's gateway is told, by that gateway."""
+    bus_url = f"redis://127.0.0.1:6379/0?prefix=t{secrets.token_hex(4)}"
+    base = make_config(tmp_path, storage_url=postgres_url)
+
+    def node(name: str) -> Any:
+        return dataclasses.replace(
+            base, data_dir=tmp_path / name,
+            auth=dataclasses.replace(base.auth, secrets_key=SECRETS_KEY),
+            chat=dataclasses.replace(base.chat, bus_url=bus_url),
+            media=MediaConfig(rtmp_port=0, ladder="source", reconnect_grace_s=30.0))
+
+    async with running_platform(node("one"), ("gateway", "media")) as one, \
+            running_platform(node("two"), ("gateway",)) as two, \
+            httpx.AsyncClient(base_url=one.api_url.removesuffix("/api"), timeout=30) as api1, \
+            httpx.AsyncClient(base_url=two.api_url.removesuffix("/api"), timeout=30) as api2:
+        caster, star = await _user(api1, "caster")
+        fan1, _ = await _user(api1, "fanone")
+        fan2 = await signed_in(api2, "fantwo")
+        for fan, api in ((fan1, api1), (fan2, api2)):
+            assert (await api.put(f"/api/users/{star['id']}/follow", headers=fan)).is_success
+        r = await api1.post("/api/streams/start", headers=caster,
+                            json={"title": "two nodes", "category": "chess"})
+        stream_id, key = r.json()["stream"]["id"], r.json()["stream_key"]
+        rtmp = urlsplit(one.url("media", "rtmp"))
+        assert rtmp.hostname is not None and rtmp.port is not None
+        async with open_events(api1, fan1) as events1, open_events(api2, fan2) as events2, \
+                await publish_session(rtmp.hostname, rtmp.port, key):
+            for events in (events1, events2):
+                event = await events.next()
+                assert event is not None and event.data["stream_id"] == stream_id
+                assert event.data["title"] == "two nodes"

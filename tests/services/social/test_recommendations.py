@@ -179,3 +179,17 @@ async def test_me_routes_need_a_token_and_bound_their_size(
     for limit in ("0", "101", "x", "1e9"):
         r = await api.get(path, headers=auth, params={"limit": limit})
         assert_error(r, 400, "validation_error")
+
+
+async def test_the_spec_documents_the_social_routes(api: httpx.AsyncClient) -> None:
+    paths = (await api.get("/api/openapi.json")).json()["paths"]
+    for path, method in [("/api/me/notifications", "get"), ("/api/me/following/live", "get"),
+                         ("/api/me/recommendations", "get"), ("/api/me/history", "get"),
+                         ("/api/streams/{stream_id}/watch", "post")]:
+        operation = paths[path][method]
+        assert operation["security"] == [{"bearer": []}], path
+        assert {"200", "401"} <= set(operation["responses"]), path
+    ok = paths["/api/me/notifications"]["get"]["responses"]["200"]["content"]
+    assert list(ok) == ["text/event-stream"]
+    assert "playback_url" in str(ok["text/event-stream"]["x-event-data"])
+    assert paths["/api/me/recommendations"]["get"]["parameters"][0]["name"] == "limit"

@@ -59,7 +59,7 @@ class WentLive:
             fields = {k: raw[k] for k in ("stream_id", "user_id", "username", "display_name",
                                           "title", "category")}
             started_at = datetime.fromisoformat(raw["started_at"])
-        except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # ValueError: JSON, UTF-8, time
             raise ValueError(f"not a went-live event: {exc}") from None
         if not all(isinstance(v, str) for v in fields.values()) or started_at.tzinfo is None:
             raise ValueError("not a went-live event: bad field types")
