@@ -73,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spread", action="store_true",
                    help="phase-spread the loops over a part, as channels publish at "
                         "independent phases (default: all wake on the same part, a burst)")
+    g.add_argument("--client", choices=("lean", "h11"), default="lean",
+                   help="the driver's HTTP client: lean (loadtest.hybrid_http) or h11 (the "
+                        "edge's own upstream client, to compare)")
     g.add_argument("--players", type=int, default=6,
                    help="sampled real players (Locust) through the real edges")
     g.add_argument("--max-steering", type=int, default=20,
@@ -177,7 +180,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                                   steering_pollers=plan["steering_pollers"],
                                   duration_s=args.duration, warmup_s=WARMUP_S,
                                   part_s=pattern.part_s, segment_s=pattern.segment_s,
-                                  spread=args.spread)
+                                  spread=args.spread, client=args.client)
                 players: dict[str, Any] = {}
                 driver: dict[str, Any] = {}
                 stop = trio.Event()
@@ -383,6 +386,7 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
                     "platform's own transcode lag is platform_metrics' transcode_lag_p95_s",
         },
         "generator": {
+            "client": args.client,
             "cpu_cores": driver.get("cpu_cores"), "lag_p99_s": driver.get("lag_p99_s"),
             "idle_peer_lag_p99_s": driver.get("peer_lag_p99_s"),
             "lag_max_s": driver.get("lag_max_s"), "error": driver.get("error"),

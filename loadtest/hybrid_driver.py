@@ -10,9 +10,10 @@ that has viewers waiting on one rendition, after coalescing (loadtest.hybrid_pat
 - steering poller: a player's steering reload (held by the origin up to its hold), then
   the TTL, as every player does directly against the origin.
 
-Each loop has one keep-alive connection, through the edge's own upstream client
-(`cdn.edge._upstream.Upstream`: h11, `x-streamscale-edge` so the origin treats it as an
-edge fetch, never a viewer). No httpx: ~0.9 ms CPU per request where h11 costs ~0.1 ms.
+Each loop has one keep-alive connection with `x-streamscale-edge`, so the origin treats it
+as an edge fetch, never a viewer: the lean client (`loadtest.hybrid_http`), or with
+`client="h11"` the edge's own `Upstream` (h11) to compare. No httpx (~0.9 ms CPU per
+request here, where h11 costs ~0.15 ms).
 
 All loops of a rung wait on the same real part, so they wake in one burst, where 1,500
 channels at full scale publish at independent phases. `spread` gives loop i a phase (i x
@@ -50,10 +51,12 @@ import trio
 from streamscale.services.cdn.edge._upstream import Upstream
 
 from .hls import Chunk, MediaView, PlaylistError, blocking_request, next_chunk, parse_media
+from .hybrid_http import ClientError, Connection
 
 log = logging.getLogger(__name__)
 KINDS = ("playlist", "part", "classic playlist", "segment", "init", "master", "steering")
 TICK_S = 0.01
+BROKEN, TIMED_OUT, UNPARSABLE = 599, 504, 598  # statuses the driver gives failures
 GOLDEN = 0.6180339887498949  # loop i's phase: i x golden ratio mod 1, evenly spread
 MAX_SAMPLES = 200_000  # per kind; beyond it every other sample is kept (reservoir-free)
 
@@ -74,6 +77,7 @@ class DriverSpec:
     # phase-spread loops (`--spread`): loop i stands for a channel whose parts come phase_i
     # later, phases spread evenly over a part; off: every loop waits on the same part
     spread: bool = False
+    client: str = "lean"  # "lean" (hybrid_http) or "h11" (the edge's Upstream, to compare)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -156,41 +160,75 @@ class _Failed(Exception):
     pass
 
 
+class _Client:
+    """One loop's connection: the lean client (hybrid_http), or the edge's own h11
+    `Upstream` (`client="h11"`, to compare). Failures are statuses, never exceptions:
+    599 broken or unframable, 504 no answer in time."""
+
+    def __init__(self, spec: DriverSpec, edge_name: str) -> None:
+        self._lean = Connection(spec.origin_url, edge_name) if spec.client == "lean" else None
+        self._h11 = Upstream(spec.origin_url, edge_name) if spec.client == "h11" else None
+        if self._lean is None and self._h11 is None:
+            raise ValueError(f"client must be lean or h11, not {spec.client!r}")
+
+    async def __aenter__(self) -> _Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._lean is not None:
+            await self._lean.aclose()
+        if self._h11 is not None:
+            await self._h11.__aexit__(None, None, None)
+
+    async def get(self, target: bytes, timeout_s: float) -> tuple[int, bytes]:
+        if self._h11 is not None:
+            answer = await self._h11.fetch(target, timeout_s)
+            return answer.status, answer.body
+        assert self._lean is not None
+        try:
+            return await self._lean.get(target, timeout_s)
+        except ClientError:
+            return BROKEN, b""
+        except trio.TooSlowError:
+            await self._lean.aclose()
+            return TIMED_OUT, b""
+
+
 class Driver:
     def __init__(self, spec: DriverSpec) -> None:
         self.spec = spec
         self.rec = Recorder(trio.current_time(), spec)
 
-    async def _get(self, up: Upstream, target: str, kind: str, intended_s: float | None,
+    async def _get(self, up: _Client, target: str, kind: str, intended_s: float | None,
                    ) -> tuple[bytes, float]:
         sent = trio.current_time()
-        answer = await up.fetch(target.encode(), self.spec.timeout_s)
+        status, body = await up.get(target.encode(), self.spec.timeout_s)
         done = trio.current_time()
         self.rec.record(kind, sent if intended_s is None else intended_s, sent, done,
-                        answer.status, len(answer.body))
-        if answer.status != 200:
-            raise _Failed(f"{kind} {target}: {answer.status}")
-        return answer.body, done
+                        status, len(body))
+        if status != 200:
+            raise _Failed(f"{kind} {target}: {status}")
+        return body, done
 
-    async def _playlist(self, up: Upstream, rung: str, target: str, kind: str,
+    async def _playlist(self, up: _Client, rung: str, target: str, kind: str,
                         want: tuple[int, int | None] | None, phase_s: float = 0.0,
                         ) -> MediaView:
         sent = trio.current_time()
-        answer = await up.fetch(target.encode(), self.spec.timeout_s)
+        status, body = await up.get(target.encode(), self.spec.timeout_s)
         done = trio.current_time()
         view: MediaView | None = None
-        if answer.status == 200:
+        if status == 200:
             try:
-                view = _parse(answer.body)
+                view = _parse(body)
             except (PlaylistError, UnicodeDecodeError, ValueError):
-                answer = type(answer)(599, b"", b"", b"unparsable playlist")
+                status = UNPARSABLE
         if view is not None:
             self.rec.seen(rung, view, done)
         intended = sent if want is None else self.rec.intended(
             rung, *want, default_s=sent - phase_s) + phase_s
-        self.rec.record(kind, intended, sent, done, answer.status, len(answer.body))
+        self.rec.record(kind, intended, sent, done, status, len(body))
         if view is None:
-            raise _Failed(f"{kind} {target}: {answer.status}")
+            raise _Failed(f"{kind} {target}: {status}")
         return view
 
     async def loop(self, index: int, rung: str, mode: str) -> None:
@@ -208,7 +246,7 @@ class Driver:
         base = f"/live/{self.spec.stream_id}/{rung}/"
         reload_kind = "playlist" if low_latency else "classic playlist"
         media_kind = "part" if low_latency else "segment"
-        async with Upstream(self.spec.origin_url, f"hybrid-{index}") as up:
+        async with _Client(self.spec, f"hybrid-{index}") as up:
             while True:
                 try:
                     view = await self._playlist(up, rung, base + "index.m3u8", reload_kind,
@@ -245,7 +283,7 @@ class Driver:
     async def steering(self, index: int) -> None:
         """A player's steering reloads: held at the origin when nothing changed, then TTL."""
         target = f"/steering/{self.spec.stream_id}.json?_HLS_pathway=a"
-        async with Upstream(self.spec.origin_url, f"hybrid-steer-{index}") as up:
+        async with _Client(self.spec, f"hybrid-steer-{index}") as up:
             while True:
                 with contextlib.suppress(_Failed):  # counted as an error; poll on
                     await self._get(up, target, "steering", None)
