@@ -42,7 +42,7 @@ async def test_heartbeats_events_and_the_end(
     tmp_path: Path, clock: trio.testing.MockClock
 ) -> None:
     store = cast(Store, None)
-    feed = LiveFeed(store, cast(Bus, None), queue_events=4)
+    feed = _subscribed(LiveFeed(store, cast(Bus, None), queue_events=4))
     streams = StreamService(store, make_config(tmp_path))
     aborted: list[bool] = []
     body = _events(_Social(SocialService(store)), feed, streams, "u1", None,
@@ -71,12 +71,24 @@ async def test_heartbeats_events_and_the_end(
 
 
 async def test_an_overflowing_listener_is_dropped_not_waited_for() -> None:
-    feed = LiveFeed(cast(Store, None), cast(Bus, None), queue_events=2)
+    feed = _subscribed(LiveFeed(cast(Store, None), cast(Bus, None), queue_events=2))
     with feed.listen("u1") as listener:
         for _ in range(3):
             listener.offer(EVENT)  # never blocks
         assert listener.dropped
         assert [await listener.next() for _ in range(3)] == [EVENT, EVENT, _closed()]
+
+
+async def test_a_connection_to_a_feed_that_stopped_ends_at_once() -> None:
+    feed = LiveFeed(cast(Store, None), cast(Bus, None))  # never subscribed, or lost it
+    with feed.listen("u1") as listener:
+        assert await listener.next() is _closed()
+
+
+def _subscribed(feed: LiveFeed) -> LiveFeed:
+    """As if its bus subscription were running (these tests feed listeners by hand)."""
+    feed._running = True
+    return feed
 
 
 def _closed() -> object:

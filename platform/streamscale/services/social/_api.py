@@ -205,12 +205,15 @@ setattr(notifications, OPENAPI_CONTENT_TYPE, "text/event-stream")
 async def _feed(social: _Social) -> LiveFeed:
     from ...runtime import current_resources, shutdown_requested
 
+    # The feed outlives requests: it runs in the app's nursery (quart-trio, while serving).
+    nursery: trio.Nursery | None = getattr(current_app, "nursery", None)
     try:
+        if nursery is None:
+            raise RuntimeError("the app is not being served")
         if social.feed is None:
             social.feed = LiveFeed(deps().store, await current_resources().bus())
-        nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
         await social.feed.ensure_running(nursery, shutdown_requested())
-    except (RuntimeError, AttributeError, BusError) as exc:
+    except (RuntimeError, BusError) as exc:  # RuntimeError: no runtime resources (a bare app)
         log.warning("notifications unavailable: %s", exc)
         raise ApiError("notifications are unavailable here; fetch GET "
                        "/api/me/following/live instead", status=503,

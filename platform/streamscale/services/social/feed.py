@@ -105,6 +105,8 @@ class LiveFeed:
                ) -> Iterator[Listener]:
         """Register a connection; `abort` (blocking) closes it if it is dropped."""
         listener = Listener(user_id, self.queue_events, abort)
+        if not self._running:  # the subscription ended meanwhile: reconnect to restart it
+            listener.close()
         self._listeners.setdefault(user_id, set()).add(listener)
         try:
             yield listener
