@@ -77,9 +77,10 @@ async def browser_players_on(pathway: str = "b") -> int:
 @provider
 async def wait_all_browser_players_on(pathway: str = "b", within_s: float = 15.0
                                       ) -> dict[str, Any]:
-    """Right after a fault: wait until every hls.js player fetches from `pathway`; each
-    player's failover time (the fault to its first fragment from there, by the page's
-    clock) and stall seconds meanwhile."""
+    """Right after a fault: wait until every hls.js player fetches from `pathway`. Per
+    player: failover_s (the fault to its first fragment from there, by the page's clock),
+    hls_js_on_pathway_s (to the first reading of hls.js on it) and stall_s meanwhile;
+    steering_moved_s: the fault to the platform's steering putting `pathway` first."""
     players = pool()
     if players is None:
         return {"on": 0, "players": 0, "failover_s": [], "stall_s": []}
@@ -88,6 +89,8 @@ async def wait_all_browser_players_on(pathway: str = "b", within_s: float = 15.0
     measured = [t for t in times if t is not None]
     return {"on": players.on(pathway), "players": players.count, "failover_s": times,
             "max_failover_s": max(measured) if len(measured) == len(times) else None,
+            "steering_moved_s": players.steering_moved_s,
+            "hls_js_on_pathway_s": [f.steered_s for f in moved],
             "stall_s": [f.stall_s for f in moved]}
 
 
@@ -102,6 +105,20 @@ async def browser_failovers_within(within_s: float = 8.0) -> int:
         return players.count
     return sum(f.failover_s is not None and f.failover_s <= float(within_s)
                for f in players.failovers)
+
+
+@provider
+async def browser_latency_seconds() -> dict[str, list[float | None]]:
+    """Each hls.js player's live latency now: hls.js's `latency` (behind the live edge)
+    and Date.now() minus the PROGRAM-DATE-TIME of the playing position."""
+    players = pool()
+    if players is None:
+        return {"latency_s": [], "pdt_latency_s": []}
+    latest = await players.read_all()
+    return {"latency_s": [None if r.latency_s is None else round(r.latency_s, 2)
+                          for r in latest],
+            "pdt_latency_s": [None if r.pdt_latency_s is None else round(r.pdt_latency_s, 2)
+                              for r in latest]}
 
 
 @provider

@@ -110,6 +110,7 @@ class Failover:
 
     player: int
     pathway: str
+    steered_s: float | None  # the fault to the first reading of hls.js on `pathway`
     failover_s: float | None
     stall_s: float  # stall seconds from the fault to the end of the wait
 
@@ -128,6 +129,7 @@ class BrowserPlayerPool:
     frags: list[dict[tuple[float, str], None]] = field(default_factory=list)  # ordered sets
     failovers: list[Failover] = field(default_factory=list)
     fault_at_s: float | None = None  # epoch s of the fault the last wait measured from
+    steering_moved_s: float | None = None  # the fault -> the steering manifest moved
     steering_url: str | None = None
     _read: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -216,6 +218,12 @@ class BrowserPlayerPool:
     def worst_stall_s(self) -> float:
         return max((r.stall_s for r in self.latest()), default=0.0)
 
+    async def _steered_safe(self) -> str | None:
+        try:
+            return await self.steered()
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
     async def steered(self) -> str | None:
         """The pathway the platform's steering puts first now (None: not steered)."""
         if self.steering_url is None:
@@ -229,19 +237,30 @@ class BrowserPlayerPool:
     async def wait_all_on(self, pathway: str, within_s: float) -> list[Failover]:
         """From now (the fault: the caller has just set it), read the pages until every
         player has fetched a fragment from `pathway` and its newest one is from there, or
-        `within_s` passes; each player's failover time from its fragments' timestamps."""
+        `within_s` passes; each player's failover time from its fragments' timestamps.
+        Meanwhile the steering manifest is read too: when the platform put `pathway`
+        first (`steering_moved_s`) splits a failover into the platform's detection and
+        the player's reaction."""
         fault_s = self.fault_at_s = time.time()
+        self.steering_moved_s = None
         stall_at_fault = {r.player: r.stall_s for r in await self.read_all()}
         with trio.move_on_after(within_s):
-            while not all(r.cdn == pathway for r in await self.read_all()):  # noqa: ASYNC110
+            while True:
+                if self.steering_moved_s is None and await self._steered_safe() == pathway:
+                    self.steering_moved_s = round(time.time() - fault_s, 2)
+                if all(r.cdn == pathway for r in await self.read_all()):
+                    break
                 await trio.sleep(READ_S)  # polls the pages as the players move
         latest = await self.read_all()
         self.failovers = []
         for r in latest:
             firsts = [at for at, url in self.frags[r.player]
                       if at >= fault_s and self.cdn_of(url) == pathway]
+            steered = [x.at_s for x in self.readings if x.player == r.player
+                       and x.at_s >= fault_s and x.pathway == pathway]
             self.failovers.append(Failover(
                 player=r.player, pathway=pathway,
+                steered_s=round(min(steered) - fault_s, 2) if steered else None,
                 failover_s=round(min(firsts) - fault_s, 3) if firsts else None,
                 stall_s=round(r.stall_s - stall_at_fault[r.player], 2)))
         return self.failovers
@@ -250,38 +269,39 @@ class BrowserPlayerPool:
         """Per whole second since `start_s` (epoch): how many players' newest fragment
         came from each CDN, how many stalled in that second, the mean latency; and each
         player's failover (for the journal and the plot)."""
-        by_second: dict[int, dict[int, Reading]] = {}
-        previous: dict[int, Reading] = {}
-        stalled: dict[int, set[int]] = {}
-        for r in sorted(self.readings, key=lambda r: r.at_s):
-            second = int(r.at_s - start_s)
-            by_second.setdefault(second, {})[r.player] = r
-            before = previous.get(r.player)
-            if before is not None and r.stall_s > before.stall_s + 0.05:
-                stalled.setdefault(second, set()).add(r.player)
-            previous[r.player] = r
+        readings = sorted(self.readings, key=lambda r: r.at_s)
         series: dict[str, list[list[float]]] = {}
-        cdns = sorted({r.cdn for r in self.readings if r.cdn})
-        for second in sorted(by_second):
-            players = by_second[second].values()
+        cdns = sorted({r.cdn for r in readings if r.cdn})
+        state: dict[int, Reading] = {}  # each player's newest reading by the second's end
+        at = 0
+        for second in (range(int(readings[0].at_s - start_s), int(readings[-1].at_s - start_s)
+                             + 1) if readings else ()):
+            before = dict(state)
+            while at < len(readings) and readings[at].at_s < start_s + second + 1:
+                state[readings[at].player] = readings[at]
+                at += 1
+            players = state.values()
             for cdn in cdns:
                 series.setdefault(f"hls.js on {cdn}", []).append(
                     [second, sum(r.cdn == cdn for r in players)])
-            series.setdefault("hls.js stalled", []).append(
-                [second, len(stalled.get(second, ()))])
+            series.setdefault("hls.js stalled", []).append([second, sum(
+                r.player in before and r.stall_s > before[r.player].stall_s + 0.05
+                for r in players)])
             latencies = [r.latency_s for r in players if r.latency_s is not None]
             if latencies:
                 series.setdefault("hls.js latency s", []).append(
                     [second, round(sum(latencies) / len(latencies), 2)])
         out: dict[str, Any] = {
-            "unit": "hls.js players per second since the drill started (newest fragment's "
-                    "CDN; stalled: currentTime stood still some of that second)",
+            "unit": "hls.js players per second since the drill started, as last read by "
+                    "the second's end (newest fragment's CDN; stalled: currentTime stood "
+                    "still some of that second)",
             "players": self.count, "series": series,
             "stall_s": [r.stall_s for r in self.latest()],
             "failovers": [vars(f) for f in self.failovers],
         }
         if self.fault_at_s is not None:
             out["fault_s"] = round(self.fault_at_s - start_s, 2)
+            out["steering_moved_s"] = self.steering_moved_s
         return out
 
 

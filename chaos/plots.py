@@ -76,6 +76,9 @@ def _plot_browser(ax: Any, browser: dict[str, Any], method_s: list[float] | None
         ax.axvspan(*method_s, color="orange", alpha=0.15)
     if browser.get("fault_s") is not None:
         ax.axvline(browser["fault_s"], color="red", linewidth=1, label="fault")
+        if browser.get("steering_moved_s") is not None:
+            ax.axvline(browser["fault_s"] + browser["steering_moved_s"], color="grey",
+                       linestyle=":", label="steering moves off the CDN")
     moved = [f["failover_s"] for f in browser.get("failovers", [])]
     shown = ", ".join("-" if m is None else f"{m:.1f}" for m in moved)
     ax.set_title(f"{browser['players']} hls.js players in Chromium; failover s: {shown}",
