@@ -239,8 +239,8 @@ class BrowserPlayerPool:
         player has fetched a fragment from `pathway` and its newest one is from there, or
         `within_s` passes; each player's failover time from its fragments' timestamps.
         Meanwhile the steering manifest is read too: when the platform put `pathway`
-        first (`steering_moved_s`) splits a failover into the platform's detection and
-        the player's reaction."""
+        first (`steering_moved_s`, seen by polling: up to one read cycle, ~0.25-0.5 s,
+        late) splits a failover into the platform's detection and the player's reaction."""
         fault_s = self.fault_at_s = time.time()
         self.steering_moved_s = None
         stall_at_fault = {r.player: r.stall_s for r in await self.read_all()}
@@ -287,6 +287,8 @@ class BrowserPlayerPool:
             series.setdefault("hls.js stalled", []).append([second, sum(
                 r.player in before and r.stall_s > before[r.player].stall_s + 0.05
                 for r in players)])
+            series.setdefault("hls.js errors", []).append([second, sum(
+                r.errors - before[r.player].errors for r in players if r.player in before)])
             latencies = [r.latency_s for r in players if r.latency_s is not None]
             if latencies:
                 series.setdefault("hls.js latency s", []).append(
@@ -294,15 +296,27 @@ class BrowserPlayerPool:
         out: dict[str, Any] = {
             "unit": "hls.js players per second since the drill started, as last read by "
                     "the second's end (newest fragment's CDN; stalled: currentTime stood "
-                    "still some of that second)",
+                    "still some of that second; errors: hls.js error events that second)",
             "players": self.count, "series": series,
             "stall_s": [r.stall_s for r in self.latest()],
+            "readings": {  # every reading of each player, as read
+                "columns": ["s", "currentTime", "cdn", "pathway", "latency_s",
+                            "pdt_latency_s", "stall_s", "errors", "fatal"],
+                "players": [[[round(r.at_s - start_s, 2), round(r.current_time_s, 2), r.cdn,
+                              r.pathway, _round(r.latency_s), _round(r.pdt_latency_s),
+                              round(r.stall_s, 2), r.errors,
+                              r.fatal] for r in readings if r.player == index]
+                            for index in range(self.count)]},
             "failovers": [vars(f) for f in self.failovers],
         }
         if self.fault_at_s is not None:
             out["fault_s"] = round(self.fault_at_s - start_s, 2)
             out["steering_moved_s"] = self.steering_moved_s
         return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 async def _steering_url(master_url: str) -> str | None:

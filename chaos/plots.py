@@ -68,7 +68,7 @@ def plot_players(timeline: dict[str, Any], title: str, path: Path) -> Path:
 
 def _plot_browser(ax: Any, browser: dict[str, Any], method_s: list[float] | None) -> None:
     for label, points in sorted(browser["series"].items()):
-        if label.endswith("latency s"):
+        if label.endswith(("latency s", "errors")):
             continue
         ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=label,
                 linestyle="--" if "stalled" in label else "-")
