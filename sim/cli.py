@@ -37,9 +37,10 @@ def sim_main(argv: list[str]) -> int:
     ap.add_argument("--no-variants", action="store_true", help="only the scenario as given")
     ap.add_argument("--fail-on-slo", action="store_true",
                     help="exit 1 when the scenario as given misses an SLO")
-    ap.add_argument("--costs", default=None, metavar="PATH|reference",
-                    help="cost table from `streamscale calibrate` (reference: the committed "
-                         "reports/calibration/costs.json); default: the schema's assumed costs")
+    ap.add_argument("--costs", default="reference", metavar="PATH|reference|assumed",
+                    help="cost table from `streamscale calibrate` (default, reference: the "
+                         "committed reports/calibration/costs.json, measured on the platform; "
+                         "assumed: the schema's peer figures and assumptions)")
     args = ap.parse_args(argv)
     from sim.report import write_report
     from sim.runner import run_all, verdict_table, with_overrides
@@ -49,7 +50,7 @@ def sim_main(argv: list[str]) -> int:
         sc = with_overrides(sc, duration_s=args.duration_s, replications=args.replications,
                             seed=args.seed)
         table = calibration.load(calibration.REFERENCE_PATH if args.costs == "reference"
-                                 else args.costs) if args.costs else None
+                                 else args.costs) if args.costs != "assumed" else None
         sc = calibration.apply_costs(sc, table) if table else sc
     except (ScenarioError, calibration.CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
