@@ -23,6 +23,7 @@ from streamscale.backends.storage import (
     SqlStore,
     Stream,
     User,
+    _sql_search,
     migrate,
     open_store,
     query_words,
@@ -62,6 +63,14 @@ async def _sql(store: SqlStore, stmt: object) -> None:
     await trio.to_thread.run_sync(work)
 
 
+@pytest.fixture(params=["narrow", "broad"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a page is found: joining the matches and sorting them (few matches), or
+    walking the sort order and keeping the matches (thousands, here made to happen)."""
+    monkeypatch.setattr(_sql_search, "_BROAD_MATCHES", 10**9 if request.param == "narrow" else 0)
+    return str(request.param)
+
+
 @pytest.fixture
 async def corpus(store: SqlStore) -> dict[str, Stream]:
     return await _corpus(store)
@@ -98,7 +107,7 @@ async def _corpus_again(store: SqlStore) -> dict[str, Stream]:
 
 
 async def test_words_match_as_prefixes_in_every_field(
-    store: SqlStore, corpus: dict[str, Stream]
+    store: SqlStore, corpus: dict[str, Stream], plan: str
 ) -> None:
     c = {k: s.id for k, s in corpus.items()}
     assert await _ids(store, "minecraft") == {c["mc"], c["craft"]}  # title, category
@@ -151,7 +160,7 @@ def _reference_match(stream: Stream, words: list[str], streamer: str) -> bool:
                for w in words)
 
 
-async def test_filters(store: SqlStore, corpus: dict[str, Stream]) -> None:
+async def test_filters(store: SqlStore, corpus: dict[str, Stream], plan: str) -> None:
     c = {k: s.id for k, s in corpus.items()}
     assert await _ids(store, "", category="Minecraft") == {c["mc"], c["craft"]}
     assert await _ids(store, "", category="minecraft") == set()  # exact, as stored
@@ -165,7 +174,7 @@ async def test_filters(store: SqlStore, corpus: dict[str, Stream]) -> None:
     assert await _ids(store, "", tags=["_n"]) == set()  # LIKE wildcards are text
 
 
-async def test_sorts(store: SqlStore, corpus: dict[str, Stream]) -> None:
+async def test_sorts(store: SqlStore, corpus: dict[str, Stream], plan: str) -> None:
     c = {k: s.id for k, s in corpus.items()}
     page = await store.search_streams(live_only=True, sort="viewers")  # "live now"
     assert [s.id for s in page.items] == [c["speed"], c["mc"], c["cafe"]]
@@ -187,7 +196,9 @@ async def test_sorts(store: SqlStore, corpus: dict[str, Stream]) -> None:
 
 
 @pytest.mark.parametrize("sort", ["relevance", "viewers", "recency"])
-async def test_pages_cover_every_match_once_in_order(store: SqlStore, sort: str) -> None:
+async def test_pages_cover_every_match_once_in_order(
+    store: SqlStore, sort: str, plan: str
+) -> None:
     owner = await _user(store, "pager")
     made = []
     for i in range(23):  # equal viewers and times across pages: ties broken by id
@@ -386,3 +397,30 @@ async def test_replace_keeps_streams_distinct(store: SqlStore) -> None:
     one = await _add(store, owner, title="Same")
     two = await _add(store, owner, **{"title": "Same", "key_hash": one.key_hash[::-1]})
     assert await _ids(store, "same") == {one.id, two.id}
+
+
+async def test_sqlite_index_rebuilds_itself_if_rowids_drift(sqlite_url: str) -> None:
+    """SQLite joins the index on rowid; if the rowids stop pointing at the streams they
+    indexed (VACUUM may renumber them), the next search notices and rebuilds."""
+    async with await open_store(sqlite_url) as store:
+        owner = await _user(store, "drifter")
+        one = await _add(store, owner, title="Pottery wheel")
+        two = await _add(store, owner, title="Pottery kiln")
+
+        def swap() -> None:
+            with store.engine.begin() as conn:
+                rows = conn.execute(text(
+                    "SELECT rowid, stream_id, title, tags, category, streamer "
+                    "FROM stream_search WHERE stream_search MATCH 'pottery'")).all()
+                conn.execute(text("DELETE FROM stream_search WHERE stream_search MATCH 'pottery'"))
+                for row, other in zip(rows, reversed(rows), strict=True):
+                    conn.execute(text(
+                        "INSERT INTO stream_search (rowid, stream_id, title, tags, category, "
+                        "streamer) VALUES (:r, :i, :t, :g, :c, :s)"),
+                        {"r": other.rowid, "i": row.stream_id, "t": row.title, "g": row.tags,
+                         "c": row.category, "s": row.streamer})
+
+        await trio.to_thread.run_sync(swap)
+        page = await store.search_streams(query="pottery wheel")
+        assert [s.id for s in page.items] == [one.id]
+        assert await _ids(store, "kiln") == {two.id}

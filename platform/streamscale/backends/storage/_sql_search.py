@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,10 +39,14 @@ from ._records import InvalidCursor
 from ._runner import SqlRunner
 from ._tables import UTCDateTime, streams
 
+log = logging.getLogger(__name__)
+
 _SORTS = ("relevance", "viewers", "recency")
 _COLUMNS = ", ".join(f"s.{c.name}" for c in streams.c)
+_PAGE_COLUMNS = ", ".join(f"p.{c.name}" for c in streams.c)
 _FUZZY_MIN_LETTERS = 4  # shorter words have too many neighbours to guess from
 _FUZZY_PER_WORD = 4
+_BROAD_MATCHES = 2000  # more matches than this: walk the sort order (see `_page`)
 # title, tags, category, streamer (stream_id is unindexed): a title hit counts most
 _SQLITE_RANK = "-bm25(stream_search, 0.0, 10.0, 4.0, 2.0, 6.0)"
 
@@ -175,7 +180,13 @@ class SearchMixin(SqlRunner):
                 next_cursor = _encode(_After(sort=sort, fuzzy=fuzzy, key=key, row_id=last.id))
             return SearchPage(items=items, next_cursor=next_cursor, fuzzy=fuzzy and bool(items))
 
-        return await self._read(work)
+        try:
+            return await self._read(work)
+        except _StaleRowids:
+            log.warning("search index rowids out of step with streams (a VACUUM?): "
+                        "rebuilding the index")
+            await self._write(_rebuild_sqlite_index)
+            return await self._read(work)
 
     async def list_live_categories(self, *, limit: int = 50) -> list[CategoryStats]:
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -190,6 +201,16 @@ class SearchMixin(SqlRunner):
                               viewers=int(r.viewers)) for r in rows]
 
     # the SQL ----------------------------------------------------------------------------
+    def _broad(self, conn: Connection, match: str) -> bool:
+        if self._sqlite:
+            inner = "SELECT 1 FROM stream_search WHERE stream_search MATCH :match LIMIT :cap"
+        else:
+            inner = ("SELECT 1 FROM stream_search "
+                     "WHERE document @@ to_tsquery('simple', :match) LIMIT :cap")
+        found = conn.execute(text(f"SELECT count(*) FROM ({inner}) AS hits"),
+                             {"match": match, "cap": _BROAD_MATCHES + 1}).scalar_one()
+        return int(found) > _BROAD_MATCHES
+
     def _widen(self, conn: Connection, words: list[str]) -> list[list[str]]:
         """Each word with the indexed words near it (itself first)."""
         table = "stream_search_vocab" if self._sqlite else "stream_search_terms"
@@ -223,19 +244,42 @@ class SearchMixin(SqlRunner):
     ) -> list[Any]:
         params: dict[str, Any] = {"limit": limit + 1}
         where: list[str] = []
+        ranked = sort == "relevance"  # scores cost: only when they order the page
+        score, entry, prefix = "0.0", "NULL", ""
         if groups:
             params["match"] = (_fts5_match if self._sqlite else _tsquery)(groups)
-            if self._sqlite:
-                source = (f"(SELECT stream_id, {_SQLITE_RANK} AS score FROM stream_search "
-                          "WHERE stream_search MATCH :match) AS m "
-                          "JOIN streams AS s ON s.id = m.stream_id")
-            else:
-                source = ("(SELECT stream_id, ts_rank(document, q)::float8 AS score "
-                          "FROM stream_search, to_tsquery('simple', :match) AS q "
-                          "WHERE document @@ q) AS m JOIN streams AS s ON s.id = m.stream_id")
-            score = "m.score"
+        # A broad match (thousands of streams) is cheapest by walking the sort's index and
+        # keeping the streams in the match set, which stops after a page; a narrow one by
+        # joining its few matches and sorting them.
+        broad = bool(groups) and not ranked and self._broad(conn, params["match"])
+        if groups and self._sqlite and broad:
+            order_index = ("ix_streams_viewer_count_id" if sort == "viewers"
+                           else "ix_streams_created_at_id")
+            source = f"streams AS s INDEXED BY {order_index}"
+            where.append("s.rowid IN (SELECT rowid FROM stream_search "
+                         "WHERE stream_search MATCH :match)")
+            entry = "s.rowid"
+        elif groups and self._sqlite:
+            # Joined on rowid (the stream row's): reading each entry's own stream_id
+            # costs 5x more for a broad word; the page's rows check it (`_StaleRowids`).
+            source = (f"(SELECT rowid AS r{f', {_SQLITE_RANK} AS score' if ranked else ''} "
+                      "FROM stream_search WHERE stream_search MATCH :match) AS m "
+                      "JOIN streams AS s ON s.rowid = m.r")
+            entry = "m.r"
+        elif groups and broad:
+            source = "streams AS s"
+            where.append("s.id IN (SELECT stream_id FROM stream_search "
+                         "WHERE document @@ to_tsquery('simple', :match))")
+        elif groups:
+            rank = ", ts_rank(document, q)::float8 AS score" if ranked else ""
+            prefix = (f"WITH m AS MATERIALIZED (SELECT stream_id{rank} "
+                      "FROM stream_search, to_tsquery('simple', :match) AS q "
+                      "WHERE document @@ q) ")
+            source = "m JOIN streams AS s ON s.id = m.stream_id"
         else:
-            source, score = "streams AS s", "0.0"
+            source = "streams AS s"
+        if groups and ranked:
+            score = "m.score"
         if filters.live_only:
             where.append("s.status = 'live'")
         if filters.category is not None:
@@ -249,16 +293,44 @@ class SearchMixin(SqlRunner):
         key = {"viewers": "s.viewer_count", "recency": "s.created_at", "relevance": score}[sort]
         binds = []
         if after is not None:
-            where.append(f"({key} < :after_key OR ({key} = :after_key AND s.id < :after_id))")
+            # <= first: an index on the key can seek to the cursor instead of walking to it
+            where.append(f"{key} <= :after_key AND ({key} < :after_key OR s.id < :after_id)")
             params["after_key"], params["after_id"] = after.key, after.row_id
             key_type: TypeEngine[Any] = (Integer() if sort == "viewers" else UTCDateTime()
                                          if sort == "recency" else Float())
             binds.append(bindparam("after_key", type_=key_type))
-        sql = (f"SELECT {_COLUMNS}, {score} AS score FROM {source}"
+        outer_key = {"viewers": "p.viewer_count", "recency": "p.created_at",
+                     "relevance": "p.score"}[sort]
+        checked = ("(SELECT stream_id FROM stream_search WHERE rowid = p.entry)"
+                   if entry != "NULL" else "p.id")
+        sql = (f"{prefix}SELECT {_PAGE_COLUMNS}, p.score, {checked} AS indexed_id "
+               f"FROM (SELECT {_COLUMNS}, {score} AS score, {entry} AS entry FROM {source}"
                + (" WHERE " + " AND ".join(where) if where else "")
-               + f" ORDER BY {key} DESC, s.id DESC LIMIT :limit")
-        stmt = text(sql).bindparams(*binds).columns(*streams.c, column("score", Float()))
-        return list(conn.execute(stmt, params).all())
+               + f" ORDER BY {key} DESC, s.id DESC LIMIT :limit) AS p"
+               f" ORDER BY {outer_key} DESC, p.id DESC")
+        stmt = text(sql).bindparams(*binds).columns(*streams.c, column("score", Float()),
+                                                    column("indexed_id"))
+        rows = list(conn.execute(stmt, params).all())
+        if any(row.indexed_id != row.id for row in rows):
+            raise _StaleRowids()
+        return rows
+
+
+class _StaleRowids(Exception):
+    """The index's rowids no longer point at the streams it indexed (SQLite's VACUUM may
+    renumber a table without an INTEGER PRIMARY KEY): the index must be rebuilt."""
+
+
+def _rebuild_sqlite_index(conn: Connection) -> None:
+    conn.execute(text("DELETE FROM stream_search"))
+    conn.execute(text(_SQLITE_FILL))
+
+
+# Migration 0005's fill, run again on a rebuild (SQLite).
+_SQLITE_FILL = """INSERT INTO stream_search (rowid, stream_id, title, tags, category, streamer)
+    SELECT s.rowid, s.id, s.title, s.tags, s.category,
+           CASE WHEN u.deleted_at IS NULL THEN u.username || ' ' || u.display_name ELSE '' END
+    FROM streams AS s JOIN users AS u ON u.id = s.user_id"""
 
 
 @dataclass(frozen=True, kw_only=True)

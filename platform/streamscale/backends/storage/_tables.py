@@ -117,6 +117,9 @@ streams = Table(
     Index("ix_streams_user_id_created_at", "user_id", "created_at"),
     Index("ix_streams_status_category_created_at", "status", "category", "created_at"),
 )
+# 0005: search sorted by viewers or recency walks these in order and probes the index
+Index("ix_streams_viewer_count_id", streams.c.viewer_count, streams.c.id)
+Index("ix_streams_created_at_id", streams.c.created_at, streams.c.id)
 
 chat_messages = Table(
     "chat_messages",
