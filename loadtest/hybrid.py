@@ -158,7 +158,7 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                pattern: OriginPattern, plan: dict[str, Any], out: Path) -> dict[str, Any]:
     from streamscale.testing import running_platform
 
-    from .run import SERVICES, platform_config
+    from .run import SERVICES, check_local, platform_config
 
     with trio.fail_after(args.duration + LIVE_WAIT_S + 120), \
             tempfile.TemporaryDirectory(prefix="streamscale-hybrid-") as data_dir:
@@ -175,7 +175,8 @@ async def _run(args: argparse.Namespace, path: Path, scenario: Scenario,
                 master_url = await wait_live(api, p.api_url, stream_id, LIVE_WAIT_S)
                 wall0 = trio.current_time()
                 cpu_live = resource.getrusage(resource.RUSAGE_SELF)
-                spec = DriverSpec(origin_url=p.url("origin", "hls"), stream_id=stream_id,
+                origin_url = check_local(p.url("origin", "hls"))  # 127.0.0.1 only
+                spec = DriverSpec(origin_url=origin_url, stream_id=stream_id,
                                   loops=tuple(plan["loops"]),
                                   steering_pollers=plan["steering_pollers"],
                                   duration_s=args.duration, warmup_s=WARMUP_S,
@@ -341,6 +342,18 @@ def build_summary(args: argparse.Namespace, scenario: Scenario, pattern: OriginP
         "scenario": scenario.name, "mode": "hybrid", "duration_s": args.duration,
         "machine": "this box, shared with other jobs (2 cores); platform, driver and "
                    "players are separate processes on it",
+        "provenance": {
+            "pattern": "modelled: sim.delivery's cohorts at the scenario's full-scale peak "
+                       "(loadtest.hybrid_pattern); steering and master rates are this "
+                       "module's arithmetic, not in the model",
+            "mapping": "the plan: full-scale loops capped by --max-loops",
+            "origin, transcode, generator, platform_process_cpu_cores": "measured here by "
+                       "the driver process (loadtest.hybrid_driver) and rusage",
+            "platform_metrics": "measured: the platform's own /metrics",
+            "players, players_requests": "measured: Locust HlsPlayer through the real edges",
+            "modelled": "modelled: the SimPy model for the full scenario (source inside)",
+            "figures": "every headline figure with its label and what it came from",
+        },
         "pattern": {
             "viewers": pattern.viewers, "fetchers": pattern.fetchers,
             "fetcher_kind": "shield per CDN" if pattern.shield else "edge",
