@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trio
 
 from streamscale.config import MediaConfig
+from streamscale.services.social._api import CONNECTIONS_PER_USER
 from streamscale.testing import RunningPlatform, make_config, running_platform
 from streamscale.testing.rtmp_session import PublishSession, publish_session
 
@@ -149,3 +152,20 @@ async def test_a_reconnect_within_the_grace_is_not_a_new_go_live(live: Live) -> 
         async with await live.go_live(key), await live.go_live(second_key):
             got = await events.next()
             assert got is not None and got.data["stream_id"] == second_id
+
+
+async def test_streams_per_user_are_bounded(live: Live) -> None:
+    fan, _ = await live.user("fan")
+    async with AsyncExitStack() as stack:
+        for _ in range(CONNECTIONS_PER_USER):
+            await stack.enter_async_context(open_events(live.api, fan))
+        r = await live.api.get("/api/me/notifications", headers=fan)
+        assert_error(r, 429, "too_many_streams")
+
+    async def accepted() -> bool:  # the server lets go of closed ones as it sees them close
+        async with live.api.stream("GET", "/api/me/notifications", headers=fan) as r:
+            return r.status_code == 200
+
+    with trio.fail_after(10):
+        while not await accepted():  # noqa: ASYNC110 - polls the server over HTTP
+            await trio.sleep(0.05)

@@ -54,6 +54,7 @@ bp = Blueprint("social", __name__, url_prefix="/api")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 HEARTBEAT_S = 15.0  # under the 30-60 s idle timeouts common in proxies and load balancers
 RETRY_MS = 3000  # how long EventSource waits before reconnecting
+CONNECTIONS_PER_USER = 8  # per gateway process: tabs and devices, not an unbounded fan
 OPENAPI_CONTENT_TYPE = "streamscale_openapi_content_type"  # read by gateway/_openapi.py
 
 
@@ -169,7 +170,7 @@ async def history(query_args: PageQuery) -> WatchPageOut:
 @tag(["followers"])
 @security_scheme(BEARER)
 @document_response(WentLiveOut)
-@errors(400, 401, 503)
+@errors(400, 401, 429, 503)
 async def notifications() -> Response:
     """Server-sent events: `event: live` when a streamer you follow goes live.
 
@@ -177,7 +178,8 @@ async def notifications() -> Response:
     come every 15 s; `event: resync` means events may have been lost (refetch GET
     /api/me/following/live). Reconnect with `Last-Event-ID` to be replayed the missed
     events whose streams are still live. A client that falls 64 events behind is
-    dropped (its connection is closed); it reconnects like any other.
+    dropped (its connection is closed); it reconnects like any other. At most 8
+    streams per user at once (429).
     """
     claims = await authenticate()
     since: tuple[datetime, str] | None = None
@@ -190,6 +192,9 @@ async def notifications() -> Response:
                            code="invalid_last_event_id") from None
     social = _social()
     feed = await _feed(social)
+    if feed.connections_of(claims.user_id) >= CONNECTIONS_PER_USER:
+        raise ApiError(f"at most {CONNECTIONS_PER_USER} notification streams per user; "
+                       "close one first", status=429, code="too_many_streams")
     # The body runs after the view, outside the app context: hand it what it needs.
     abort = partial(abort_connection, request.scope.get("client"), request.scope.get("server"))
     response = Response(_events(social, feed, _streams(), claims.user_id, since, abort),

@@ -93,6 +93,9 @@ class LiveFeed:
     def connections(self) -> int:
         return sum(len(s) for s in self._listeners.values())
 
+    def connections_of(self, user_id: str) -> int:
+        return len(self._listeners.get(user_id, ()))
+
     async def ensure_running(self, nursery: trio.Nursery, shutdown: trio.Event) -> None:
         """Subscribe (in `nursery`) unless subscribed; returns once events published from
         now on will arrive. BusError if the broker cannot be reached."""
