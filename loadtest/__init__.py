@@ -13,7 +13,8 @@ and would break trio. The rest imports neither and is shared with the trio side:
 - `publishing`: the caster, stream start and the ffmpeg publisher.
 - `hybrid` (`load --hybrid`, the 1M-viewer run): `hybrid_pattern`, the full-scale edge
   fleet's origin requests from sim.delivery; `hybrid_driver`, emulated edge fetch loops
-  against the real origin, run as their own process.
+  against the real origin, run as their own process, over `hybrid_http`'s lean client;
+  `hybrid_summary`, the measured/modelled summary.
 - `users/` (Locust): HlsPlayer, ChatUser, ApiUser, StreamerUser; `shapes`: the load
   shape; `locustfile.py`, `bench_locustfile.py` (bench/players.py): entry points.
 """
