@@ -120,7 +120,13 @@ async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
         stream_key = drill.state.get("leaked_key", "never-issued-key")
     else:
         stream_key = drill.state["key"]
-    parts = urlsplit(drill.target.rtmp)
+    return await publish_answer(drill.target.rtmp, stream_key, timeout_s)
+
+
+async def publish_answer(rtmp: str, stream_key: str, timeout_s: float = 10.0) -> str:
+    """One scripted RTMP publish of `stream_key` at `rtmp`: "accepted" or "refused: <the
+    server's reason>" (its NetStream.Publish status description); the session is closed."""
+    parts = urlsplit(rtmp)
     host, port = parts.hostname or "127.0.0.1", parts.port or 1935
     client = ClientConnection()
     with trio.fail_after(timeout_s):
@@ -130,7 +136,7 @@ async def try_publish(key: str = "leaked", timeout_s: float = 10.0) -> str:
                 client.receive_data(await stream.receive_some(RECEIVE_BYTES))
                 client.next_event()  # moves the handshake on
             await stream.send_all(c2)
-            await stream.send_all(client.connect("live", drill.target.rtmp))
+            await stream.send_all(client.connect("live", rtmp))
             await _command(stream, client, lambda c: c.name == "_result")
             await stream.send_all(client.create_stream())
             await _command(stream, client, lambda c: c.name == "_result")

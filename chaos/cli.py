@@ -23,11 +23,13 @@ from .runner import (
     configuration,
     database,
     load_experiment,
+    media_settings,
     run_experiment,
     starts_platform,
     write_journal,
 )
 from .runner import summary as journal_summary
+from .transcode_actions import plot_transcode, transcode_timeline
 
 EXPERIMENTS = Path(__file__).parent / "experiments"
 
@@ -116,7 +118,8 @@ async def drill(experiment: dict[str, Any], config: dict[str, Any],
                 target: Target | None = None) -> Journal:
     """Run `experiment` with a Drill (on `target`, or a platform started for it)."""
     async with open_drill(target, start_platform=starts_platform(experiment),
-                          database=database(experiment)) as opened:
+                          database=database(experiment),
+                          media=media_settings(experiment, config)) as opened:
         journal = await run_experiment(experiment, config=config)
         if opened.players is not None:  # the players' fetches over time, for the plot
             journal["x-streamscale"] = {"players": player_timeline(opened.players, journal)}
@@ -124,6 +127,10 @@ async def drill(experiment: dict[str, Any], config: dict[str, Any],
             if browser is not None:  # hls.js players beside them
                 journal["x-streamscale"]["players"]["browser"] = browser.timeline(
                     datetime.fromisoformat(journal["start"]).timestamp())
+        monitor = opened.state.get("transcode_monitor")
+        if monitor is not None:  # the ladders' backlog and shed rungs over time
+            journal.setdefault("x-streamscale", {})["transcode"] = transcode_timeline(
+                monitor, journal)
         return journal
 
 
@@ -148,6 +155,9 @@ def main(argv: list[str]) -> int:
     timeline = journal.get("x-streamscale", {}).get("players")
     if timeline:
         plot_players(timeline, journal["experiment"]["title"], out.parent / "players.png")
+    transcode = journal.get("x-streamscale", {}).get("transcode")
+    if transcode:
+        plot_transcode(transcode, journal["experiment"]["title"], out.parent / "transcode.png")
     print(journal_summary(journal))
     print(f"journal: {out}")
     return 0 if journal["status"] == "completed" else 1

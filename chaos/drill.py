@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,18 +81,20 @@ def current() -> Drill:
 
 @asynccontextmanager
 async def open_drill(target: Target | None = None, *, data_dir: Path | None = None,
-                     start_platform: bool = True, database: str = "sqlite"
-                     ) -> AsyncIterator[Drill]:
+                     start_platform: bool = True, database: str = "sqlite",
+                     media: Mapping[str, Any] | None = None) -> AsyncIterator[Drill]:
     """A Drill on `target`, or on a platform started here for the drill's length (none
     if not `start_platform`: the drill starts its own service processes). The drill's
-    background work (players, publishers) stops before the platform does."""
+    background work (players, publishers) stops before the platform does. `media`: the
+    started platform's `[media]` settings that differ from the drills' default (the
+    ladder, transcode capacity, the overload policy)."""
     if target is None and not start_platform:
         target = Target(web="http://127.0.0.1:9", rtmp="", cdns={})
     if target is not None:
         async with _drill(target) as drill:
             yield drill
     else:
-        async with _platform(data_dir, database) as (platform, started, proxies), \
+        async with _platform(data_dir, database, media or {}) as (platform, started, proxies), \
                 _drill(started, proxies) as drill:
             drill.platform = platform
             drill.proxies.update(proxies)
@@ -125,7 +127,7 @@ async def _drill(target: Target, made: dict[str, FaultProxy] | None = None
 
 
 @asynccontextmanager
-async def _platform(data_dir: Path | None, database: str
+async def _platform(data_dir: Path | None, database: str, media: Mapping[str, Any]
                     ) -> AsyncIterator[tuple[Any, Target, dict[str, FaultProxy]]]:
     from streamscale.config import CdnConfig, EdgeConfig, MediaConfig
     from streamscale.testing import make_config, running_platform
@@ -142,6 +144,7 @@ async def _platform(data_dir: Path | None, database: str
             config = dataclasses.replace(config, media=MediaConfig(
                 rtmp_port=0, reconnect_grace_s=5.0, ladder="source,160p", segment_s=1.0,
                 part_s=0.25, key_check_s=0.25))
+            config = dataclasses.replace(config, media=dataclasses.replace(config.media, **media))
             async with running_platform(config, SERVICES) as platform:
                 edges = platform.handle("edge", "edges")
                 assert isinstance(edges, dict)

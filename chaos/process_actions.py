@@ -5,11 +5,14 @@ acknowledged messages (201: persisted) must all be readable afterwards.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -37,6 +40,7 @@ class ChatWriter:
     name: str = "writer"
     text: str = "{name} says {n}"  # what it posts ({name}, {n} filled in)
     acked: dict[str, float] = field(default_factory=dict)  # message id -> when acked
+    sent: dict[str, float] = field(default_factory=dict)  # ... -> when its acked post was sent
     held: set[str] = field(default_factory=set)  # acked, held for a moderator
     failures: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> count
@@ -45,7 +49,7 @@ class ChatWriter:
     async def run(self) -> None:
         retry_s = max(self.interval_s, 0.05)
         with self.scope:
-            async with httpx.AsyncClient(base_url=self.base, timeout=5) as client:
+            async with httpx.AsyncClient(base_url=self.base, timeout=5, verify=_tls()) as client:
                 n = 0
                 while True:
                     client_id = f"{self.name}-{n}"
@@ -56,6 +60,7 @@ class ChatWriter:
                     await trio.sleep(self.interval_s)  # the writer's message rate
 
     async def _post(self, client: httpx.AsyncClient, client_id: str, text: str) -> bool:
+        sent = trio.current_time()
         try:
             r = await client.post(f"/api/streams/{self.stream_id}/chat", headers=self.auth,
                                   json={"client_id": client_id, "text": text})
@@ -69,9 +74,19 @@ class ChatWriter:
         body = r.json()
         if body["status"] == "visible":
             self.acked[body["id"]] = trio.current_time()
+            self.sent[body["id"]] = sent
         elif body["status"] == "held":
             self.held.add(body["id"])
         return True
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every writer's client: httpx builds a new one per client
+    otherwise (~50 ms of CPU each, loading the CA bundle), and a flood's tens of writers
+    starting at once would stall the drill's event loop for seconds, delaying every
+    post and every chat reader's receive time with it."""
+    return ssl.create_default_context()
 
 
 def _service(name: str) -> ServiceProcess:
@@ -82,9 +97,10 @@ def _service(name: str) -> ServiceProcess:
 
 
 @provider
-async def start_service(services: str = "gateway,chat", name: str = "api") -> str:
+async def start_service(services: str = "gateway,chat", name: str = "api",
+                        env: dict[str, Any] | None = None) -> str:
     """`streamscale up --services <services>` on fixed ports (kept across restarts) with a
-    data dir of its own; returns the API URL."""
+    data dir of its own, and `env` (STREAMSCALE_* settings) on top; returns the API URL."""
     drill = current()
     data_dir = Path(tempfile.mkdtemp(prefix=f"streamscale-{name}-"))
     env = {**_CHEAP_HASHING, "STREAMSCALE_GATEWAY__PORT": str(free_port()),
@@ -92,7 +108,8 @@ async def start_service(services: str = "gateway,chat", name: str = "api") -> st
            # refuse all but the first few (per-user write limits stay as configured)
            "STREAMSCALE_GATEWAY__LOGIN_RATE_PER_MINUTE": "100000",
            "STREAMSCALE_CHAT__PORT": str(free_port()),
-           "STREAMSCALE_MEDIA__RTMP_PORT": "0", "STREAMSCALE_ORIGIN__PORT": "0"}
+           "STREAMSCALE_MEDIA__RTMP_PORT": "0", "STREAMSCALE_ORIGIN__PORT": "0",
+           **{key: str(value) for key, value in (env or {}).items()}}
     service = ServiceProcess(services, data_dir, env=env)
     drill.state[f"service:{name}"] = service
     urls = await service.start(drill.nursery)
@@ -144,7 +161,7 @@ async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
     the stream as its caster)."""
     drill = current()
     base = _service(name).urls["api"].removesuffix("/api")
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, verify=_tls()) as client:
         auth = await accounts.sign_in(client, username)
         stream_id = drill.state.get("chat_stream_id")
         if stream_id is None:
@@ -158,11 +175,12 @@ async def start_chat_writer(name: str = "api", interval_s: float = 0.1,
 
 
 @provider
-async def chat_flood(writers: int = 20, name: str = "api") -> int:
-    """`writers` more users post into the same room as fast as they are answered."""
+async def chat_flood(writers: int = 20, name: str = "api", text: str = "{name} says {n}"
+                     ) -> int:
+    """`writers` more users post `text` into the same room as fast as they are answered."""
     async with trio.open_nursery() as nursery:
         for i in range(int(writers)):
-            nursery.start_soon(partial(start_chat_writer, name, 0.0, f"flood{i}"))
+            nursery.start_soon(partial(start_chat_writer, name, 0.0, f"flood{i}", text))
     return len(_writers())
 
 

@@ -18,6 +18,12 @@ Chaos Toolkit's own `chaos run` runs the same files too (the `chaos.ctk` control
 the drill on a trio loop in a thread; the providers are sync-callable through it). This
 runner exists so that `streamscale chaos` runs on trio in one process, with the setup and
 short-version extensions, and needs no extra installed.
+
+A method probe may carry a `tolerance` too: this runner judges it where it ran (a check
+that only means something under the fault, such as "the ladder shed a rung") and records
+it under `steady_states.during`; one out of tolerance makes the run deviate, as the
+hypothesis after the method does. Chaos Toolkit's `chaos run` runs such a probe and
+ignores its tolerance.
 """
 
 from __future__ import annotations
@@ -94,6 +100,12 @@ def starts_platform(experiment: dict[str, Any]) -> bool:
 def database(experiment: dict[str, Any]) -> str:
     """The database the drill's platform uses: "sqlite" (default) or "postgres"."""
     return str(extension(experiment).get("database", "sqlite"))
+
+
+def media_settings(experiment: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The `[media]` settings (MediaConfig fields) of the platform the drill starts, from
+    the extension's `media` table with `${name}` filled in from `config` ({} if none)."""
+    return dict(_substitute(extension(experiment).get("media", {}), config))
 
 
 def _setup(experiment: dict[str, Any]) -> list[Activity]:
@@ -175,15 +187,20 @@ async def _hypothesis(experiment: dict[str, Any], config: dict[str, Any]) -> dic
     probes = []
     met = True
     for probe in experiment.get("steady-state-hypothesis", {}).get("probes", []):
-        record = await run_activity(probe, config)
-        tolerance = _substitute(probe["tolerance"], config)
-        record["tolerance_met"] = record["status"] == "succeeded" and within_tolerance(
-            tolerance, record["output"])
+        record = _judged(probe, await run_activity(probe, config), config)
         met = met and record["tolerance_met"]
         probes.append(record)
         if not met:
             break  # as Chaos Toolkit: the first probe out of tolerance ends the check
     return {"steady_state_met": met, "probes": probes}
+
+
+def _judged(probe: Activity, record: dict[str, Any], config: dict[str, Any]
+            ) -> dict[str, Any]:
+    tolerance = _substitute(probe["tolerance"], config)
+    record["tolerance_met"] = record["status"] == "succeeded" and within_tolerance(
+        tolerance, record["output"])
+    return record
 
 
 async def run_experiment(experiment: dict[str, Any], *, config: dict[str, Any] | None = None
@@ -217,9 +234,15 @@ async def run_experiment(experiment: dict[str, Any], *, config: dict[str, Any] |
                     journal["run"].append(pending)
                     background.start_soon(_fill, pending, activity, config)
                 else:
-                    journal["run"].append(await run_activity(activity, config))
+                    record = await run_activity(activity, config)
+                    journal["run"].append(record)
+                    if activity["type"] == "probe" and "tolerance" in activity:
+                        _judged(activity, record, config)
+                        journal["steady_states"]["during"].append(
+                            {"steady_state_met": record["tolerance_met"], "probes": [record]})
         after = journal["steady_states"]["after"] = await _hypothesis(experiment, config)
-        journal["deviated"] = not after["steady_state_met"]
+        during_met = all(d["steady_state_met"] for d in journal["steady_states"]["during"])
+        journal["deviated"] = not (after["steady_state_met"] and during_met)
         journal["status"] = "failed" if journal["deviated"] else "completed"
         return journal
     except BaseException:
@@ -241,9 +264,13 @@ def summary(journal: Journal) -> str:
     """A few lines for a person: the verdict, the hypothesis probes, what failed."""
     lines = [f"{journal['experiment']['title']}: {journal['status']} "
              f"(deviated: {journal['deviated']}, {journal['duration']} s)"]
-    for phase in ("before", "after"):
-        state = journal["steady_states"][phase]
-        if state is None:
+    states = journal["steady_states"]
+    during = [p for state in states.get("during") or [] for p in state["probes"]]
+    phases = [("before", states["before"]), ("during the method", during and {
+        "steady_state_met": all(p["tolerance_met"] for p in during), "probes": during}),
+              ("after", states["after"])]
+    for phase, state in phases:
+        if not state:
             continue
         lines.append(f"  steady state {phase}: {'met' if state['steady_state_met'] else 'NOT met'}")
         for probe in state["probes"]:

@@ -164,13 +164,31 @@ async def test_viewer_surge_every_player_keeps_getting_parts() -> None:
 
 async def test_chat_flood_regular_viewer_served_nothing_acked_lost() -> None:
     experiment = load_experiment(chaos_cli.resolve("chat_flood"))
-    journal = await chaos_cli.drill(experiment, configuration(experiment, short=True))
+    short = configuration(experiment, short=True)
+    journal = await chaos_cli.drill(experiment, short)
     assert journal["status"] == "completed", journal
     flood = {r["activity"]["name"]: r["output"] for r in journal["rollbacks"]}["stop-the-flood"]
     assert flood["429"] > 0 and flood["201"] > 0  # the limits refused part of the flood
     after = {p["activity"]["name"]: p["output"]
              for p in journal["steady_states"]["after"]["probes"]}
     assert after["acknowledged-messages-lost"] == 0
+    # the WebSocket readers: all still there, nothing acked missing, p99 within the SLO
+    assert after["readers-still-connected"] == short["readers"]
+    assert after["acknowledged-messages-lost-to-readers"] == 0
+    assert 0 < after["reader-delivery-p99-in-units-of-the-slo"] <= 1.0
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["the-reader-who-never-read-was-dropped"] == "1013 too slow: send queue overflowed"
+    got = run["what-the-readers-got"]
+    assert got["delivery_slo_s"] == 1.0  # scenarios/chat_flood.toml, from baseline.toml
+    readers = {k: v for k, v in got.items() if isinstance(v, dict)}
+    assert sum(r["slow"] for r in readers.values()) == 1
+    for reader in (r for r in readers.values() if not r["slow"]):
+        # every reader got the flood's batches and every acked well-behaved message it
+        # was owed, bar those the gateway said it sampled out
+        assert reader["close"] is None and reader["out_of_order"] == 0
+        assert reader["messages"] > reader["owed"] > 0  # the flood's messages came too
+        assert reader["owed"] - reader["owed_received"] <= reader["skipped_declared"]
+    assert got["deliveries"] >= short["readers"] * 2
 
 
 async def test_media_overload_storm_beside_a_live_stream() -> None:
@@ -201,3 +219,30 @@ async def test_moderation_backlog_held_messages_wait_in_the_review_queue() -> No
              for p in journal["steady_states"]["after"]["probes"]}
     assert after["held-messages-missing-from-review"] == 0
     assert after["acknowledged-messages-lost"] == 0
+
+
+async def test_transcode_overload_sheds_rungs_and_refuses_one_stream_too_many() -> None:
+    experiment = load_experiment(chaos_cli.resolve("transcode_overload"))
+    short = configuration(experiment, short=True)
+    journal = await chaos_cli.drill(experiment, short)
+    assert journal["status"] == "completed", journal
+    run = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    assert run["more-720p-casters-publish"] == short["overload_publishers"]
+    assert run["a-publisher-beyond-capacity-is-refused"].startswith(
+        "refused: transcode capacity exceeded")
+    during = [p for d in journal["steady_states"]["during"] for p in d["probes"]]
+    assert len(during) == 4 and all(p["tolerance_met"] for p in during)
+    ladders = run["ladders-now"]
+    # every ladder of the overload is still live; the node shed rungs (the counter and the
+    # gauges agree) and the watched 720p rendition now carries a smaller rung's pictures
+    assert len(ladders["streams"]) == short["overload_publishers"] + 1
+    shed_now = sum(s["shed"] for s in ladders["streams"].values())
+    assert ladders["dropped_rungs_total"] >= shed_now >= short["overload_publishers"]
+    assert ladders["refused_total"] >= 1
+    assert run["watched-720p-carries-a-smaller-rung"] != "720p"
+    timeline = journal["x-streamscale"]["transcode"]  # for transcode.png
+    assert 0 < ladders["behind_max_s"] <= timeline["behind_limit_s"] == 20.0
+    fetches = run["player-fetches-so-far"]
+    assert fetches["ok"] > 0 and fetches["failed"] <= 0.05 * fetches["ok"]
+    watched = timeline["streams"][timeline["watched"]]
+    assert max(v for _, v in watched["shed"]) >= 1

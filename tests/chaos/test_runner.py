@@ -16,7 +16,9 @@ from chaos.runner import (
     ExperimentError,
     configuration,
     load_experiment,
+    media_settings,
     run_experiment,
+    summary,
     validate,
     within_tolerance,
     write_journal,
@@ -115,6 +117,38 @@ async def test_background_activities_and_configuration_injection() -> None:
     experiment["configuration"]["knob"] = "turned"
     journal = await run_experiment(experiment)
     assert journal["run"][0]["output"] == 20 and journal["run"][1]["output"] == "turned"
+
+
+async def test_a_method_probe_with_a_tolerance_is_judged_during_the_method() -> None:
+    """A check that only means something under the fault: out of tolerance, the run
+    deviates although the hypothesis holds after; recorded under steady_states.during."""
+    def judged(level_during: int) -> dict[str, Any]:
+        return _experiment([
+            _activity("action", "dip", "set_level", value=level_during),
+            {**_activity("probe", "level-during", "probe_level"),
+             "tolerance": {"type": "range", "range": [0, 8]}},
+            _activity("probe", "untested", "probe_level"),  # no tolerance: only recorded
+            _activity("action", "back", "set_level", value=10)])
+
+    journal = await run_experiment(judged(7))
+    assert journal["status"] == "completed", journal
+    [during] = journal["steady_states"]["during"]
+    assert during["steady_state_met"] is True and during["probes"][0]["output"] == 7
+    assert "tolerance_met" not in journal["run"][2]
+    journal = await run_experiment(judged(9))
+    assert journal["status"] == "failed" and journal["deviated"] is True
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
+    assert journal["steady_states"]["during"][0]["probes"][0]["tolerance_met"] is False
+    assert "steady state during the method: NOT met" in summary(journal)
+
+
+def test_media_settings_fill_in_the_configuration() -> None:
+    experiment = {"configuration": {"cap": 4.0}, "extensions": [{
+        "name": "streamscale", "short": {"cap": 3.0},
+        "media": {"transcode_capacity": "${cap}", "ladder": "source,720p"}}]}
+    assert media_settings(experiment, configuration(experiment, short=True)) == {
+        "transcode_capacity": 3.0, "ladder": "source,720p"}
+    assert media_settings({"extensions": []}, {}) == {}
 
 
 def test_tolerances() -> None:
