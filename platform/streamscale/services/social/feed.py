@@ -2,12 +2,14 @@
 
 Every gateway process subscribes to `events.TOPIC` once (on its first notification
 connection) and, per event, asks the store which of the users connected *here* follow the
-streamer (one bounded query, `followers_among`), then offers the event to each of their
-connections. Offering never waits: each connection has a bounded queue (`queue_events`);
-a connection whose queue is full is dropped: its queue is closed and its TCP connection
-shut down (`_abort`: the server's write to a client that stopped reading would otherwise
-stay parked), and it is counted in `dropped`. A slow or dead client
-therefore costs its own notifications, never anyone else's, and never holds the feed up.
+streamer (`followers_among`, or the streamer's followers when those are fewer), then
+offers the event to each of their connections.
+
+Offering never waits: each connection has a bounded queue (`queue_events`). A connection
+whose queue is full is dropped: its queue is closed and its TCP connection shut down
+(`_abort`: the server's write to a client that stopped reading would otherwise stay
+parked), and it is counted in `dropped`. A slow or dead client therefore costs its own
+notifications, never anyone else's, and never holds the feed up.
 The client reconnects with Last-Event-ID and is replayed what is still live.
 
 If the subscription ends (broker lost, or shutdown), every connection is closed too, so
@@ -78,10 +80,15 @@ class Listener:
 
 
 class LiveFeed:
-    def __init__(self, store: Store, bus: Bus, *, queue_events: int = 64) -> None:
+    def __init__(self, store: Store, bus: Bus, *, queue_events: int = 64,
+                 follower_side_from: int = 1000) -> None:
         self._store = store
         self._bus = bus
         self.queue_events = queue_events
+        # Past this many connected users, count the streamer's followers first and, if
+        # fewer, read those instead (most streamers have far fewer followers than a busy
+        # gateway has connections).
+        self.follower_side_from = follower_side_from
         self._listeners: dict[str, set[Listener]] = {}
         self._running = False
         self._nursery: trio.Nursery | None = None  # the running feed's: aborts run there
@@ -169,13 +176,29 @@ class LiveFeed:
         connected = [uid for uid in self._listeners if uid != event.user_id]
         if not connected:
             return
-        for user_id in await self._store.followers_among(event.user_id, connected):
+        for user_id in await self._followers_connected(event.user_id, connected):
             for listener in list(self._listeners.get(user_id, ())):
                 listener.offer(event)
                 if listener.dropped:
                     self._forget_dropped(listener)
                 else:
                     self.delivered += 1
+
+    async def _followers_connected(self, user_id: str, connected: list[str]) -> set[str]:
+        """Which of `connected` follow `user_id`, from whichever side is smaller."""
+        if len(connected) > self.follower_side_from:
+            followers = await self._store.count_followers(user_id)
+            if followers < len(connected):
+                here = set(connected)
+                found: set[str] = set()
+                cursor: str | None = None
+                while True:
+                    page = await self._store.list_followers(user_id, cursor=cursor, limit=1000)
+                    found.update(f.follower_id for f in page.items if f.follower_id in here)
+                    if page.next_cursor is None:
+                        return found
+                    cursor = page.next_cursor
+        return await self._store.followers_among(user_id, connected)
 
     def _offer_all(self, item: Item) -> None:
         for listeners in list(self._listeners.values()):
