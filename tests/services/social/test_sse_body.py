@@ -46,7 +46,7 @@ async def test_heartbeats_events_and_the_end(
     streams = StreamService(store, make_config(tmp_path))
     aborted: list[bool] = []
     body = _events(_Social(SocialService(store)), feed, streams, "u1", None,
-                   lambda: aborted.append(True))
+                   lambda: aborted.append(True), 3600.0)
     assert await body.__anext__() == b"retry: 3000\n: connected\n\n"
     assert feed.connections == 1
     start = trio.current_time()
@@ -83,6 +83,21 @@ async def test_a_connection_to_a_feed_that_stopped_ends_at_once() -> None:
     feed = LiveFeed(cast(Store, None), cast(Bus, None))  # never subscribed, or lost it
     with feed.listen("u1") as listener:
         assert await listener.next() is _closed()
+
+
+async def test_the_stream_ends_when_its_token_expires(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    store = cast(Store, None)
+    feed = _subscribed(LiveFeed(store, cast(Bus, None)))
+    body = _events(_Social(SocialService(store)), feed, StreamService(store, make_config(
+        tmp_path)), "u1", None, lambda: None, 40.0)
+    start = trio.current_time()
+    chunks = [chunk async for chunk in body]
+    assert chunks == [b"retry: 3000\n: connected\n\n", b": keepalive\n\n", b": keepalive\n\n",
+                      b"event: expired\ndata: {}\n\n"]
+    assert trio.current_time() - start == pytest.approx(40.0)
+    assert feed.connections == 0
 
 
 def _subscribed(feed: LiveFeed) -> LiveFeed:

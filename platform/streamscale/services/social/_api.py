@@ -6,7 +6,8 @@
 events (refetch `GET /api/me/following/live`). Each event has an `id`; a client that
 reconnects with `Last-Event-ID` (EventSource does this itself) first gets the events it
 missed whose streams are still live; streams that went live and ended while it was away
-are not replayed.
+are not replayed. `event: expired` ends the stream when the access token it was opened
+with expires.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from quart_schema import (
 from ...backends.bus import BusError
 from ...backends.storage import StreamCard, Watch
 from ..api import PageQuery, authenticate, deps, errors
+from ..clock import epoch_s
 from ..errors import ApiError
 from ..streaming import StreamService
 from ._abort import abort_connection
@@ -179,7 +181,8 @@ async def notifications() -> Response:
     /api/me/following/live). Reconnect with `Last-Event-ID` to be replayed the missed
     events whose streams are still live. A client that falls 64 events behind is
     dropped (its connection is closed); it reconnects like any other. At most 8
-    streams per user at once (429).
+    streams per user at once (429). The stream ends with `event: expired` when the access
+    token expires: reconnect with a fresh one.
     """
     claims = await authenticate()
     since: tuple[datetime, str] | None = None
@@ -197,7 +200,9 @@ async def notifications() -> Response:
                        "close one first", status=429, code="too_many_streams")
     # The body runs after the view, outside the app context: hand it what it needs.
     abort = partial(abort_connection, request.scope.get("client"), request.scope.get("server"))
-    response = Response(_events(social, feed, _streams(), claims.user_id, since, abort),
+    token_left_s = max(0.0, claims.expires_at - epoch_s())
+    response = Response(_events(social, feed, _streams(), claims.user_id, since, abort,
+                                token_left_s),
                         content_type="text/event-stream; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.timeout = None  # quart's RESPONSE_TIMEOUT would cut the stream at 60 s
@@ -237,8 +242,11 @@ def _sse(event: WentLive, streams: StreamService) -> bytes:
 
 
 async def _events(social: _Social, feed: LiveFeed, streams: StreamService, user_id: str,
-                  since: tuple[datetime, str] | None, abort: Callable[[], object]
-                  ) -> AsyncIterator[bytes]:
+                  since: tuple[datetime, str] | None, abort: Callable[[], object],
+                  token_left_s: float) -> AsyncIterator[bytes]:
+    """The stream's body; it ends (`event: expired`) when the access token it was opened
+    with expires, so a revoked or deleted account does not keep listening."""
+    expires = trio.current_time() + token_left_s
     with feed.listen(user_id, abort=abort) as listener:  # registered before anything is sent
         yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
         replayed: set[str] = set()
@@ -248,11 +256,16 @@ async def _events(social: _Social, feed: LiveFeed, streams: StreamService, user_
                 replayed.add(event.stream_id)
                 yield _sse(event, streams)
         while True:
+            left_s = expires - trio.current_time()
+            if left_s <= 0:
+                yield b"event: expired\ndata: {}\n\n"
+                return
             item = None
-            with trio.move_on_after(social.heartbeat_s):
+            with trio.move_on_after(min(social.heartbeat_s, left_s)):
                 item = await listener.next()
             if item is None:
-                yield b": keepalive\n\n"
+                if trio.current_time() < expires:
+                    yield b": keepalive\n\n"
             elif item is RESYNC:
                 yield b"event: resync\ndata: {}\n\n"
             elif isinstance(item, WentLive):
