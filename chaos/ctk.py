@@ -48,13 +48,14 @@ class _Host:
 
     async def _main(self, experiment: dict[str, Any], config: dict[str, Any]) -> None:
         from .drill import open_drill
-        from .runner import _setup, database, run_activity, starts_platform
+        from .runner import _setup, database, media_settings, run_activity, starts_platform
 
         self.token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         try:
             async with open_drill(start_platform=starts_platform(experiment),
-                                  database=database(experiment)):
+                                  database=database(experiment),
+                                  media=media_settings(experiment, config)):
                 for activity in _setup(experiment):
                     record = await run_activity(activity, config)
                     if record["status"] != "succeeded":

@@ -237,7 +237,7 @@ async def test_transcode_overload_sheds_rungs_and_refuses_one_stream_too_many() 
     # gauges agree) and the watched 720p rendition now carries a smaller rung's pictures
     assert len(ladders["streams"]) == short["overload_publishers"] + 1
     shed_now = sum(s["shed"] for s in ladders["streams"].values())
-    assert ladders["dropped_rungs_total"] >= shed_now >= short["overload_publishers"]
+    assert ladders["dropped_rungs_total"] >= shed_now >= 1
     assert ladders["refused_total"] >= 1
     assert run["watched-720p-carries-a-smaller-rung"] != "720p"
     timeline = journal["x-streamscale"]["transcode"]  # for transcode.png
