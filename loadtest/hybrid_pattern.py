@@ -37,8 +37,9 @@ from sim.scenario import Scenario
 from sim.workload import FloatArray, arrival_rate
 
 MASTER_MAX_AGE_S = 1.0  # origin/_routes.py: live playlists (the master too) `max-age=1`
-STEERING_TTL_S = 5.0  # CdnConfig.steering_ttl_s default; players sleep this between reloads
-STEERING_HOLD_S = 5.0  # cdn/steering.py: min(TTL, HOLD_MAX_S) held when nothing changed
+STEERING_TTL_S = 1.0  # the manifest's TTL: players sleep this between reloads
+# cdn/steering.py: CdnConfig.steering_ttl_s (5) - the TTL, held when nothing changed
+STEERING_HOLD_S = 4.0
 MODEL_MATCH_REL = 1e-9
 
 

@@ -280,7 +280,8 @@ class CdnConfig:
         EdgeConfig(name="a1", cdn="a", port=8090),
         EdgeConfig(name="b1", cdn="b", port=8091),
     )
-    steering_ttl_s: int = 5  # players reload the steering manifest this often
+    steering_ttl_s: int = 5  # a player reloads the steering manifest this often (TTL 1 s + a
+    # held reload of the rest, answered at once when the priority changes; services/cdn/steering)
     health_interval_s: float = 1.0  # the steering server probes each edge this often
     health_timeout_s: float = 1.0  # a probe slower than this fails
     health_failures: int = 2  # consecutive failed probes mark an edge down

@@ -82,8 +82,8 @@ def test_master_and_steering() -> None:
     p = origin_pattern(small())
     joins_per_s = 12 / 1800  # flat shape: replacement of ended sessions
     assert p.master_rps == pytest.approx(active(joins_per_s * 2 / 3, joins_per_s / 3))
-    assert p.steering_rps == pytest.approx(12 / 10)  # TTL 5 s + held 5 s, every player
-    assert p.steering_parked == pytest.approx(6)
+    assert p.steering_rps == pytest.approx(12 / 5)  # TTL 1 s + held 4 s, every player
+    assert p.steering_parked == pytest.approx(12 * 4 / 5)  # each held 4 s of every 5
 
 
 @pytest.mark.parametrize("name", ["baseline", "surge", "cdn_outage", "spof"])

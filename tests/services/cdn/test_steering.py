@@ -130,10 +130,11 @@ def test_steering_manifest() -> None:
     steering = Steering(h, ORIGIN)
     body = steering.manifest("s1")
     assert json.loads(body) == {
-        "VERSION": 1, "TTL": 3, "RELOAD-URI": f"{ORIGIN}/steering/s1.json",
+        "VERSION": 1, "TTL": 1, "RELOAD-URI": f"{ORIGIN}/steering/s1.json",
         "PATHWAY-PRIORITY": ["a", "b", ORIGIN_PATHWAY],
     }
     assert steering.manifest("s1") is body  # built once per health state
+    assert steering.hold_s == 2.0  # TTL 1 s + a 2 s hold: a reload every 3 s (steering_ttl_s)
     fail(h, "a1", "a2", rounds=2)
     assert json.loads(steering.manifest("s1"))["PATHWAY-PRIORITY"] == ["b", "a", "origin"]
 

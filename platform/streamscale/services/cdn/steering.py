@@ -16,10 +16,15 @@ presentation version, then served as cached bytes.
 
 A reload that has nothing new to say is held, like an LL-HLS blocking playlist reload:
 when the player's `_HLS_pathway` is already the first of the priority, the server answers
-when health changes or after `hold_s` (the TTL, at most HOLD_MAX_S), whichever is first.
-A player then hears of a dead CDN as soon as the prober does, instead of up to a TTL
-later, and reloads half as often. The hold stays under hls.js's 10 s time to first byte
-for steering manifests.
+when health changes or after `hold_s`, whichever is first. The manifest's TTL is then one
+second (the smallest HLS allows) and the hold carries the rest of `steering_ttl_s`: a
+player reloads a second after each answer, so one of its reloads is waiting here
+(steering_ttl_s - 1) / steering_ttl_s of the time and hears of a dead CDN as soon as the
+prober does, else within a second, for the same request rate as a plain TTL of
+`steering_ttl_s`. (With the TTL itself as the hold, a player's reload waited only half
+the time, and hls.js players in the CDN outage drill followed steering up to 3.4 s after it
+moved.) The hold stays under hls.js's 10 s time to first byte for steering manifests. A
+player that sends no `_HLS_pathway` is answered at once and reloads every second.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ...protocols.hls import Presentation, steered_master_playlist
 from .health import CdnHealth
 
 ORIGIN_PATHWAY = "origin"
-HOLD_MAX_S = 5.0
+HOLD_MAX_S = 8.0  # under hls.js's 10 s time to first byte for the steering manifest
 _MAX_CACHED = 10_000  # streams; a crude bound (entries are rebuilt on the next request)
 
 
@@ -43,8 +48,9 @@ class Steering:
             raise ConfigError(f"cdn.edges: no CDN may be named {ORIGIN_PATHWAY!r} (the "
                               "origin's own content-steering pathway)")
         self.health = health
-        self.ttl_s = health.config.steering_ttl_s
-        self.hold_s = min(float(self.ttl_s), HOLD_MAX_S)
+        period_s = health.config.steering_ttl_s  # a player's reload period
+        self.hold_s = min(float(period_s - 1), HOLD_MAX_S)
+        self.ttl_s = 1 if self.hold_s > 0 else period_s  # the manifest's TTL
         self.origin_url = origin_url.rstrip("/")
         self._priority: tuple[int, list[str]] = (-1, [])
         self._manifests: dict[str, tuple[int, bytes]] = {}
