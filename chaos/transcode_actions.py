@@ -184,12 +184,18 @@ async def overload_publishers(count: int = 3, seconds: float = 120.0,
 
 
 @provider
-async def publish_beyond_capacity(timeout_s: float = 10.0) -> str:
-    """One more caster publishes (scripted RTMP) into the stream `overload_publishers`
-    made ready: the RTMP answer, "accepted" or "refused: <the server's reason>"."""
+async def publish_beyond_capacity(timeout_s: float = 10.0, fresh: bool = False) -> str:
+    """One more caster publishes (scripted RTMP, no media) into the stream
+    `overload_publishers` made ready, or (`fresh`) a stream started now: the RTMP answer,
+    "accepted" or "refused: <the server's reason>". An accepted session is closed at once
+    (its admission is released after the reconnect grace)."""
     drill = current()
-    return await publish_answer(drill.target.rtmp, drill.state["beyond_capacity_key"],
-                                timeout_s)
+    key = drill.state["beyond_capacity_key"]
+    if fresh:
+        n = drill.state["fresh_casters"] = drill.state.get("fresh_casters", 0) + 1
+        auth = await accounts.sign_in(drill.api, f"late{n}")
+        _, key = await accounts.start_stream(drill.api, auth, f"late caster {n}")
+    return await publish_answer(drill.target.rtmp, key, timeout_s)
 
 
 @provider
