@@ -21,6 +21,7 @@ from werkzeug.routing import BaseConverter
 
 from ..backends.storage import Store
 from ..config import Config
+from . import websession
 from .auth import AccessClaims, KeyRing
 from .errors import Unauthorized
 
@@ -68,10 +69,13 @@ async def authenticate() -> AccessClaims:
     """The caller's verified claims, or 401. Writes also count against the user's limit."""
     claims: AccessClaims | None = g.get("claims")
     if claims is None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("sign in: send 'Authorization: Bearer <access token>'")
+        if websession.uses_cookie():  # a browser's session cookie (CSRF checked)
+            token = websession.cookie_token()
+        else:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("sign in: send 'Authorization: Bearer <access token>'")
         claims = await deps().keys.verify(token.strip())
         if await deps().store.get_user(claims.user_id) is None:
             # Signed by us, but the account is gone (deleted since): the token is void.
@@ -84,7 +88,7 @@ async def authenticate() -> AccessClaims:
 
 
 async def maybe_authenticate() -> AccessClaims | None:
-    if "Authorization" not in request.headers:
+    if "Authorization" not in request.headers and not websession.uses_cookie():
         return None
     return await authenticate()
 

@@ -25,7 +25,7 @@ from ..chat import _moderation_api as moderation_api
 from ..chat.pipeline import ChatPoster
 from ..chat.service import PostLimits
 from ..errors import ApiError, error_body
-from . import _metrics
+from . import _metrics, _web
 from ._body import MAX_DEPTH, check_json
 from ._openapi import ApiOpenAPIProvider
 from ._ratelimit import RateLimits
@@ -102,6 +102,7 @@ def create_app(
     app.register_blueprint(social.bp)
     app.register_blueprint(analytics_api.bp)
     app.register_blueprint(discovery.bp)
+    _web.install(app, config)  # the web UI under /, the browser session under /api/session
     _metrics.install(app)  # request counts and latency; GET /metrics (operators)
 
     @app.get("/api/health")
