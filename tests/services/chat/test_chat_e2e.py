@@ -211,13 +211,14 @@ async def test_room_rules_reach_viewers(tmp_path: Path) -> None:
         r = await api.patch(f"/api/channels/{owner_id}/chat-settings", headers=auth,
                             json={"slow_mode_s": 30})
         assert r.status_code == 200, r.text
-        r = await api.post(f"/api/streams/{room}/chat", headers=auth,
-                           json={"client_id": "m1", "text": "welcome"})
-        assert r.status_code == 201
         async with open_chat_client(ws) as first:
             await first.join(room)
-            # The first viewer makes the gateway load the room's rules, then its history:
-            # once the history arrives, the rules are in place for everyone who joins.
+            # The first viewer makes the gateway load the room's rules, then subscribe (and
+            # catch up on what was posted since the join): once a message posted after the
+            # join arrives, the rules are in place for everyone who joins.
+            r = await api.post(f"/api/streams/{room}/chat", headers=auth,
+                               json={"client_id": "m1", "text": "welcome"})
+            assert r.status_code == 201
             assert await texts_until(first, 1) == ["welcome"]
             async with open_chat_client(ws) as second:
                 assert (await second.join(room))["slow_mode_s"] == 30

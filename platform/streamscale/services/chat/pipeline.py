@@ -18,7 +18,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import trio
@@ -171,6 +171,18 @@ class ChatWorker:
         await self._bus.publish(reply_topic(reply_to), json.dumps(reply).encode())
 
 
+def _posted_before(message: dict[str, Any], moment: datetime) -> bool:
+    """Whether a message body's `at` is before `moment` (unreadable: no, keep it)."""
+    at = message.get("at")
+    if not isinstance(at, str):
+        return False
+    try:
+        posted = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return posted.tzinfo is not None and posted < moment
+
+
 def _parse_time(value: object) -> datetime:
     if isinstance(value, str):
         try:
@@ -189,6 +201,16 @@ class ChatPoster:
     room's topic while someone here watches it: "message" events to `deliver`, a
     moderator's "deleted" (message_id) to `deleted`, a ban's "kick" (user_id) to `kick`.
     Run `run()` in a nursery.
+
+    What a room's topic may have missed (before its subscription went live, or lost in a
+    `Resync`) is read from `history` in a task of its own, never in the subscription loop:
+    one slow store query must not hold back every other room and every post's answer.
+    Only messages stamped (`at`) since the room's first viewer here arrived (`watch`'s
+    `since`) are caught up: older ones were posted when nobody here was in the room, and
+    replaying them to whoever joins next would show them as new (a load run's readers saw
+    a room's first messages arrive again, 3-11 s old, each time the room emptied and
+    filled). `clock_skew_s` widens that bound for posts stamped by other processes' clocks
+    (several gateways over Redis); in one process every stamp comes from one clock.
     """
 
     def __init__(
@@ -198,6 +220,7 @@ class ChatPoster:
         deleted: Callable[[str, str], None] | None = None,
         kick: Callable[[str, str], None] | None = None,
         settings: Callable[[str, dict[str, Any]], None] | None = None,
+        clock_skew_s: float = 0.0,
     ) -> None:
         self.poster_id = secrets.token_hex(8)
         self._bus = bus
@@ -211,34 +234,65 @@ class ChatPoster:
         # Live messages of a room that arrive while its history is being read wait here,
         # so the history (older) is shown first and the room keeps its order.
         self._held_back: dict[str, list[dict[str, Any]]] = {}
+        self._catch_ups: dict[str, trio.CancelScope] = {}  # the room's running catch-up
+        self._since: dict[str, datetime] = {}  # watched room -> its first viewer's arrival
+        self._clock_skew = timedelta(seconds=clock_skew_s)
         self._subscription: Any = None
+        self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                   ) -> None:
-        async with self._bus.subscribe(reply_topic(self.poster_id)) as subscription:
+        async with self._bus.subscribe(reply_topic(self.poster_id)) as subscription, \
+                trio.open_nursery() as nursery:
             self._subscription = subscription
+            self._nursery = nursery
             self._ready.set()
             task_status.started()
             async for event in subscription:
                 if isinstance(event, Resync):
                     for topic in event.topics:
-                        if topic.startswith("chat.room."):
-                            await self._catch_up(topic.removeprefix("chat.room."))
+                        room = topic.removeprefix("chat.room.")
+                        if topic.startswith("chat.room.") and room in self._since:
+                            self._start_catch_up(room)
                     continue
                 self._on_message(event)
+            nursery.cancel_scope.cancel()
 
-    async def _catch_up(self, room: str) -> None:
-        """Deliver recent history (deduplicated): what a new or reconnected subscription
-        may have missed between the room's first viewer joining and the topic going live.
-        Live messages arriving meanwhile are held back and follow in `seq` order."""
-        if self._history is None or room in self._held_back:
+    def _start_catch_up(self, room: str) -> None:
+        """(Re)start the room's catch-up; its live messages are held back until it ends.
+
+        A catch-up already running is replaced, not joined: its query may have been
+        answered before the messages this one is for were lost. The held-back messages
+        stay for the new one."""
+        if self._history is None or self._nursery is None:
             return
-        self._held_back[room] = []
-        try:
-            history = await self._history(room)
-        finally:
-            live = self._held_back.pop(room)
+        if (running := self._catch_ups.pop(room, None)) is not None:
+            running.cancel()
+        self._held_back.setdefault(room, [])
+        scope = self._catch_ups[room] = trio.CancelScope()
+        self._nursery.start_soon(self._catch_up, room, scope)
+
+    async def _catch_up(self, room: str, scope: trio.CancelScope) -> None:
+        """Deliver recent history (deduplicated, only what was posted since the room's
+        first viewer here arrived), then the live messages held back meanwhile, in `seq`
+        order. If the store fails, the held-back messages still go out (the gap stays
+        for the history API)."""
+        assert self._history is not None
+        history: list[dict[str, Any]] = []
+        with scope:
+            try:
+                history = await self._history(room)
+            except Exception:
+                log.warning("chat: could not catch room %r up from history", room,
+                            exc_info=True)
+        if self._catch_ups.get(room) is not scope:
+            return  # replaced by a newer catch-up, or the room is no longer watched
+        del self._catch_ups[room]
+        live = self._held_back.pop(room, [])
+        since = self._since.get(room)
+        if since is not None:
+            history = [m for m in history if not _posted_before(m, since - self._clock_skew)]
         for message in [*history, *sorted(live, key=lambda m: int(m.get("seq") or 0))]:
             self._relay(room, message)
 
@@ -284,16 +338,32 @@ class ChatPoster:
         """Broadcast an event (message, deleted, kick) to every gateway watching the room."""
         await self._bus.publish(room_topic(room_id), json.dumps(event).encode())
 
-    async def watch(self, room_id: str) -> None:
-        """Follow a room: subscribe its topic, then catch up on what came before."""
+    async def watch(self, room_id: str, *, since: datetime | None = None) -> None:
+        """Follow a room: subscribe its topic (live from when this returns), then catch up,
+        in the background, on what was posted from `since` (when the room's first viewer
+        here arrived; default: now) until the subscription went live."""
         await self._ready.wait()
-        await self._subscription.subscribe(room_topic(room_id))
-        await self._catch_up(room_id)
+        self._since[room_id] = since or utcnow()
+        if self._history is not None:
+            self._held_back.setdefault(room_id, [])  # from the first live one: seq order
+        try:
+            await self._subscription.subscribe(room_topic(room_id))
+        except BaseException:
+            self._since.pop(room_id, None)
+            self._held_back.pop(room_id, None)
+            raise
+        self._start_catch_up(room_id)
 
     async def unwatch(self, room_id: str) -> None:
         await self._ready.wait()
-        await self._subscription.unsubscribe(room_topic(room_id))
+        # First forget the room's catch-up: one still running would otherwise deliver,
+        # after this, history from before the room's next first viewer arrived.
+        self._since.pop(room_id, None)
+        if (running := self._catch_ups.pop(room_id, None)) is not None:
+            running.cancel()
+        self._held_back.pop(room_id, None)
         self._seen.pop(room_id, None)
+        await self._subscription.unsubscribe(room_topic(room_id))
 
     async def post(self, *, user_id: str, room_id: str, client_id: str, text: str
                    ) -> dict[str, Any]:

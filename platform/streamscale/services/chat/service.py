@@ -11,6 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import trio
@@ -23,6 +24,7 @@ from ...config import ChatConfig, Config
 from ...protocols.chat import CloseCode
 from ...runtime import ServiceInfo, current_resources
 from ..auth import KeyRing
+from ..clock import utcnow
 from ..errors import ApiError
 from ._metrics import chat_metrics
 from .fanout import ChatGateway, ChatLimits, ChatRejected, serve_chat
@@ -32,6 +34,11 @@ from .moderation_store import StoreModerator
 from .pipeline import ChatPoster, ChatWorker, PostRejected, message_bodies
 
 log = logging.getLogger(__name__)
+
+CLOCK_SKEW_S = 1.0
+"""How far other processes' clocks may be behind this one's (several gateways over Redis):
+a room's catch-up takes messages stamped this much before its first viewer arrived, so a
+post from a slow clock is not missed; a viewer may see up to this much of the past."""
 
 
 class PostLimits:
@@ -162,27 +169,33 @@ async def run(
                 k: v for k, v in room_settings_event(
                     await store.get_room_settings(stream.user_id)).items() if k != "type"})
 
+    # Posts from other processes (over Redis) carry their clocks' stamps: see ChatPoster.
+    skew_s = 0.0 if config.chat.bus_url.startswith("memory://") else CLOCK_SKEW_S
     poster = ChatPoster(bus, deliver=deliver, history=recent, deleted=deleted, kick=kick,
-                        settings=settings)
+                        settings=settings, clock_skew_s=skew_s)
     async with trio.open_nursery() as nursery:
 
         # One task applies subscribe/unsubscribe in the order rooms fill and empty, so a
         # quick leave-then-join can never end unsubscribed while the room has members.
-        room_ops_send, room_ops = trio.open_memory_channel[tuple[bool, str]](100_000)
+        # A join carries the moment the room got its first viewer here: the poster catches
+        # the room up on messages posted since then, not on older ones (nobody here saw
+        # those live; replayed, they would look new to the next viewer).
+        room_ops_send, room_ops = trio.open_memory_channel[tuple[str, datetime | None]](
+            100_000)
 
         async def follow_rooms() -> None:
-            async for watch, room_id in room_ops:
-                if watch:
-                    await load_settings(room_id)
-                    await poster.watch(room_id)
+            async for room_id, since in room_ops:
+                if since is not None:
+                    await load_settings(room_id)  # in place once the room's messages flow
+                    await poster.watch(room_id, since=since)
                 else:
                     await poster.unwatch(room_id)
 
         def on_join(room_id: str) -> None:
-            room_ops_send.send_nowait((True, room_id))
+            room_ops_send.send_nowait((room_id, utcnow()))
 
         def on_leave(room_id: str) -> None:
-            room_ops_send.send_nowait((False, room_id))
+            room_ops_send.send_nowait((room_id, None))
 
         nursery.start_soon(follow_rooms)
 
