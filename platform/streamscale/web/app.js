@@ -215,7 +215,7 @@ export function safeNext(value, fallback = "/") {
   return value && value.startsWith("/") && !value.startsWith("//") ? value : fallback;
 }
 
-function renderHeader(s) {
+export function renderHeader(s = session) {
   const holder = document.getElementById("site-header");
   if (!holder) return;
   const page = document.body.dataset.page || "";
