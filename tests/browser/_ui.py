@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import trio
 from playwright.sync_api import Error as PlaywrightError
@@ -164,12 +165,13 @@ async def open_page(browser: Browser, base_url: str) -> UiPage:
 
 async def sign_in(ui: UiPage, login: str, password: str, *, next_path: str) -> None:
     """Through the login page; lands on `next_path`."""
-    await ui.goto(f"/login?next={next_path}")
+    await ui.goto(f"/login?next={quote(next_path, safe='/')}")
     await ui.until_visible("#login")
     await ui.fill("#login", login)
     await ui.fill("#password", password)
     await ui.click("#login-form button[type=submit]")
-    await ui.until("p => location.pathname === p", next_path, what=f"the page {next_path}")
+    await ui.until("p => location.pathname + location.search === p", next_path,
+                   what=f"the page {next_path}")
 
 
 def dump(value: Any) -> str:

@@ -128,7 +128,6 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         assert await ui.evaluate("document.querySelectorAll('#c-bitrate path.chart-line')"
                                  ".length") == 1
         assert not await ui.serious_violations(), "axe: the live dashboard"
-        await ui.screenshots("dashboard")
 
         # rotating asks first; cancel keeps the key, confirm shows a new one
         await ui.click("#rotate-button")
@@ -143,6 +142,7 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         new_key = await ui.value("#stream-key")
         assert new_key and new_key != key, dump([key, new_key])
         assert "old one no longer works" in await ui.text("#dash-status")
+        await ui.screenshots("dashboard")
         await player.close()
         publisher.terminate()
     await ui.close()

@@ -8,7 +8,6 @@
 // visible caption, so a screen reader (or a test) need not read the drawing.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 640;
 const HEIGHT = 200;
 const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
 
@@ -68,6 +67,8 @@ export function describe(points, { label, unit }) {
  * options: label (chart name), unit (y unit, words), kind ("line" or "bars").
  */
 export function drawChart(container, points, { label, unit, kind = "line" }) {
+  // drawn at the width it is shown at, so the labels keep their size on a phone
+  const WIDTH = Math.round(Math.min(960, Math.max(280, container.clientWidth || 640)));
   chartCount += 1;
   const id = `chart-${chartCount}`;
   const summary = describe(points, { label, unit });

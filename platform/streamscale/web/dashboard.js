@@ -14,7 +14,9 @@ const STALE_HEALTH_S = 30; // an ingest sample older than this: the publisher is
 
 const $ = (id) => document.getElementById(id);
 
-const state = { user: null, streams: [], selected: null, timer: null, busy: false };
+const state = {
+  user: null, streams: [], selected: null, timer: null, busy: false, analytics: null,
+};
 
 function showError(where, message) {
   const box = $(where);
@@ -156,6 +158,7 @@ function renderHealth(health, stream) {
 }
 
 function renderAnalytics(body) {
+  state.analytics = body;
   const s = body.summary;
   $("s-peak").textContent = String(s.peak_viewers);
   $("s-unique").textContent = String(s.unique_viewers);
@@ -322,6 +325,10 @@ async function main() {
     showError("dash-error", `Could not load your streams: ${errorText(err)}`);
   }
   state.timer = setInterval(refresh, HEALTH_REFRESH_MS);
+  // charts are drawn at their shown width: again when it changes (three small SVGs)
+  window.addEventListener("resize", () => {
+    if (state.analytics) renderAnalytics(state.analytics);
+  });
   document.body.dataset.ready = "1";
 }
 
