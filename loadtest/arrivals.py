@@ -113,6 +113,14 @@ class ArrivalPlan:
         return slots_for(self.peak_viewers())
 
 
+def chat_arrivals(arrivals: list[Arrival], fraction: float, seed: int) -> list[Arrival]:
+    """The viewers who open the chat: each arrival, with probability `fraction` (the
+    scenario's `chat_join_fraction`), for its whole session. A thinned Poisson process is
+    Poisson: chat joins surge with viewer joins."""
+    rng = random.Random(seed + 1)  # its own stream: the viewers' schedule does not move
+    return [a for a in arrivals if rng.random() < fraction]
+
+
 def slots_for(viewers: float) -> int:
     """Player slots for `viewers` concurrent sessions: Poisson arrivals overshoot the
     mean (about +3 standard deviations, sqrt(N)), and a slot is busy for a whole session."""

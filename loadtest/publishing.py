@@ -16,6 +16,23 @@ import trio
 CASTER_PASSWORD = "load pass word 1"
 
 
+class LoadRefused(Exception):
+    """The platform refused the run's own set-up requests (accounts, the stream)."""
+
+
+def _checked(response: httpx.Response, what: str) -> httpx.Response:
+    """`response` if it succeeded; a 429 on the run's own set-up is named with its fix."""
+    if response.status_code == 429:
+        raise LoadRefused(
+            f"the platform rate-limited the run's own {what} ({response.request.url}): every "
+            "load user comes from 127.0.0.1, so its per-address limits must be raised for a "
+            "load run (gateway.login_rate_per_minute and gateway.write_rate_per_minute, e.g. "
+            "STREAMSCALE_GATEWAY__LOGIN_RATE_PER_MINUTE=100000; `streamscale load` without "
+            "--target does this for the platform it starts)")
+    response.raise_for_status()
+    return response
+
+
 def publish_command(url: str, seconds: float) -> list[str]:
     """ffmpeg publishing a test pattern over RTMP in real time, 2 s keyframes (as OBS)."""
     ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
@@ -29,18 +46,41 @@ def publish_command(url: str, seconds: float) -> list[str]:
 async def caster_stream(api: httpx.AsyncClient, api_url: str) -> dict[str, Any]:
     """Register a caster, sign in, start a stream; the start answer (stream, key, URLs)."""
     name = f"loadcaster{uuid.uuid4().hex[:10]}"
-    r = await api.post(f"{api_url}/users/register", json={
-        "username": name, "email": f"{name}@example.com", "password": CASTER_PASSWORD})
-    r.raise_for_status()
-    r = await api.post(f"{api_url}/users/login",
-                       json={"login": name, "password": CASTER_PASSWORD})
-    r.raise_for_status()
+    _checked(await api.post(f"{api_url}/users/register", json={
+        "username": name, "email": f"{name}@example.com", "password": CASTER_PASSWORD}),
+        "sign-up")
+    r = _checked(await api.post(f"{api_url}/users/login",
+                                json={"login": name, "password": CASTER_PASSWORD}), "sign-in")
     auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    r = await api.post(f"{api_url}/streams/start", headers=auth,
-                       json={"title": "load test", "category": "test"})
-    r.raise_for_status()
+    r = _checked(await api.post(f"{api_url}/streams/start", headers=auth,
+                                json={"title": "load test", "category": "test"}),
+                 "stream start")
     started: dict[str, Any] = r.json()
     return started
+
+
+async def viewer_tokens(api: httpx.AsyncClient, api_url: str, count: int, *,
+                        prefix: str = "chatter", concurrency: int = 2) -> list[str]:
+    """`count` accounts registered and signed in before the run; their access tokens.
+    Few at a time: each is an argon2 hash on the server, which the run should not pay."""
+    tokens: list[str] = []
+    limiter = trio.CapacityLimiter(concurrency)
+
+    async def one() -> None:
+        async with limiter:
+            name = f"{prefix}{uuid.uuid4().hex[:10]}"
+            _checked(await api.post(f"{api_url}/users/register", json={
+                "username": name, "email": f"{name}@example.com",
+                "password": CASTER_PASSWORD}), "sign-ups")
+            r = _checked(await api.post(f"{api_url}/users/login",
+                                        json={"login": name, "password": CASTER_PASSWORD}),
+                         "sign-ins")
+            tokens.append(str(r.json()["access_token"]))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    return tokens
 
 
 async def publish(url: str, seconds: float) -> None:

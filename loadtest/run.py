@@ -39,10 +39,10 @@ from streamscale.config import CdnConfig, Config
 from streamscale.config import load as load_config
 
 from . import hybrid
-from .arrivals import ArrivalPlan, parse_scale, watching
+from .arrivals import ArrivalPlan, chat_arrivals, parse_scale, slots_for, watching
 from .deployment import DeploymentProbe
 from .metrics_window import MetricsWindow
-from .publishing import caster_stream, publish, wait_live
+from .publishing import LoadRefused, caster_stream, publish, viewer_tokens, wait_live
 from .settings import LoadSettings
 from .summary import slo_verdicts, summarise
 
@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="run seconds; the scenario's timeline is compressed to fit")
     p.add_argument("--target", help="a running platform's gateway, e.g. http://127.0.0.1:8080")
     p.add_argument("--chat-url", help="with --target: the chat WebSocket (ws://.../chat)")
-    p.add_argument("--chat-users", type=int, help="chat users (default: scenario share)")
+    p.add_argument("--chat-users", type=int,
+                   help="chat slots: Locust users that take the chat sessions of the schedule "
+                        "(viewers x chat_join_fraction) as they come; default: enough for the "
+                        "planned peak with Poisson headroom; 0: no chat")
     p.add_argument("--api-users", type=int, default=2)
     p.add_argument("--streamers", type=int, default=0,
                    help="extra Locust streamer users, each publishing its own stream")
@@ -115,8 +118,18 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     chat_users = args.chat_users
     if chat_users is None:
-        chat_users = max(1, round(plan.peak_viewers() * scenario.workload.chat_join_fraction))
-    summary = trio.run(_run, args, path, scenario, scale, plan, out, chat_users)
+        chat_users = slots_for(plan.peak_viewers() * scenario.workload.chat_join_fraction)
+    refused: list[BaseException] = []
+    try:
+        summary = trio.run(_run, args, path, scenario, scale, plan, out, chat_users)
+    except* LoadRefused as group:  # raised in a nursery: a group, perhaps of groups
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        refused.append(leaf)
+    if refused:
+        print(f"streamscale load: {refused[0]}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k not in ("by_name", "slo")},
                      indent=2))
     print(f"streamscale load: wrote {out}/summary.json, {out}/report.html, {out}/locust_*.csv")
@@ -186,13 +199,15 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         async with trio.open_nursery() as nursery:
             nursery.start_soon(publish, publish_url, args.duration + LIVE_WAIT_S + 30)
             master_url = await wait_live(api, urls.api, stream_id, LIVE_WAIT_S)
+            chat_tokens = await viewer_tokens(api, urls.api, chat_users) if urls.chat else []
             settings = LoadSettings(
                 scenario=str(path), scale=scale, duration_s=args.duration,
                 seed=args.seed if args.seed is not None else scenario.run.seed,
                 api_url=urls.api, chat_url=urls.chat if chat_users else "",
                 rtmp_url=check_local(urls.rtmp) if urls.rtmp else "", stream_id=stream_id,
                 master_url=check_local(master_url), classic_share=args.classic_share,
-                chat_users=chat_users if urls.chat else 0, api_users=args.api_users,
+                chat_users=chat_users if urls.chat else 0, chat_tokens=tuple(chat_tokens),
+                api_users=args.api_users,
                 streamers=args.streamers if urls.rtmp else 0)
             done = trio.Event()
 
@@ -226,6 +241,12 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         "peak_viewers_planned": plan.peak_viewers(), "player_slots": plan.slots(),
         "joins_scheduled": len(arrivals),
         "chat_users": settings.chat_users, "api_users": settings.api_users,
+        # chat sessions on the schedule: the viewers who open the chat (none without chat)
+        "chat_join_fraction": scenario.workload.chat_join_fraction if settings.chat_users
+        else 0.0,
+        "chat_sessions_scheduled": len(chat_arrivals(
+            arrivals, scenario.workload.chat_join_fraction, settings.seed))
+        if settings.chat_users else 0,
         "streamers": settings.streamers, "stream_id": stream_id,
         "viewers_peak_api": max(viewer_samples, default=0),
         # the second half of the run, against the plan's concurrency there

@@ -24,7 +24,10 @@ class LoadSettings:
     stream_id: str
     master_url: str  # the playback_url the API gives for the stream
     classic_share: float = 0.0  # players that load whole segments instead of parts
-    chat_users: int = 0
+    chat_users: int = 0  # chat slots; sessions follow the chat schedule
+    # access tokens of accounts made before the run, one per chat slot: signing up (an
+    # argon2 hash on the server) is not what a returning viewer does when opening the chat
+    chat_tokens: tuple[str, ...] = ()
     api_users: int = 0
     streamers: int = 0
     password: str = "load pass word 1"  # of the accounts the users register
@@ -38,4 +41,6 @@ class LoadSettings:
         raw = os.environ.get(ENV)
         if not raw:
             raise RuntimeError(f"{ENV} is not set: run this locustfile through `streamscale load`")
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        data["chat_tokens"] = tuple(data.get("chat_tokens", ()))
+        return cls(**data)

@@ -13,9 +13,9 @@ scenario the model can run: the same scaled workload on the topology that served
   playlists advertise, how long after its media ends a part is published, how far apart
   each rendition's independent parts are;
 - the load test's players as they are: on loopback (0.1 ms round trip, a 10 Gbit/s
-  link), no decoder (startup is "first part loaded"), no API calls on the way in (they
-  open the playback URL directly), and as many chat users at the scenario's rate x
-  `time_scale` as the run had.
+  link), no decoder (startup is "first part loaded"), one API request on the way in (the
+  stream's page data, one database read), the run's share of them in the chat, posting at the
+  scenario's rate x `time_scale`.
 
 None of the compared figures goes in. `compare()` then puts each prediction beside its
 measurement and calls them in agreement when |measured - predicted| <= max(absolute,
@@ -138,7 +138,9 @@ def deployment(sc: Scenario, summary: Mapping[str, Any],
         raise ReportError(f"viewers watched renditions the probe did not see: {watched}")
     part_s = float(_need(dep, "part_target_s"))
     ready = float(_need(dep, "ready_after_end_s_mean"))
-    chat_users = int(summary.get("chat_users") or 0)
+    # chat sessions follow the schedule (a share of the viewers); older runs had fixed users
+    chat_fraction = (float(summary["chat_join_fraction"]) if "chat_join_fraction" in summary
+                     else min(1.0, int(summary.get("chat_users") or 0) / peak))
     w = sc.workload
     workload = Workload(
         peak_viewers=peak,
@@ -148,8 +150,9 @@ def deployment(sc: Scenario, summary: Mapping[str, Any],
         session_sigma=0.83,  # lognormal with an exponential's coefficient of variation (1)
         renditions=renditions,
         chat_msgs_per_viewer_s=w.chat_msgs_per_viewer_s * time_scale,
-        chat_join_fraction=min(1.0, chat_users / peak),
-        flag_fraction=0.0, join_api_requests=0, join_db_reads=0,
+        chat_join_fraction=chat_fraction,
+        # a player asks the API for the stream once (GET /api/streams/{id}), then the edge
+        flag_fraction=0.0, join_api_requests=1, join_db_reads=1,
         probe_viewers=max(peak, 50),
     )
     costs = calibration.apply_costs(sc, table).costs if table else sc.costs

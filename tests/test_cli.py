@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,60 +14,20 @@ import pytest
 import trio
 
 from streamscale.cli import main as cli_main
-
-STREAMSCALE = str(Path(sys.executable).parent / "streamscale")
+from streamscale.testing.up import STREAMSCALE, up_env
+from streamscale.testing.up import streamscale_up as _up
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCALE_")}
-    env.update({
-        "STREAMSCALE_DATA_DIR": str(tmp_path / "var"),
-        "STREAMSCALE_GATEWAY__PORT": "0",
-        "STREAMSCALE_MEDIA__RTMP_PORT": "0",
-        "STREAMSCALE_ORIGIN__PORT": "0",
-        "STREAMSCALE_CHAT__PORT": "0",
-        "STREAMSCALE_CDN__EDGES": '[{"name": "a1", "cdn": "a"}, {"name": "b1", "cdn": "b"}]',
-        "STREAMSCALE_AUTH__PASSWORD_MEMORY_KIB": "8192",
-        "STREAMSCALE_AUTH__PASSWORD_TIME_COST": "1",
-        **extra,
-    })
-    return env
+    return up_env(tmp_path / "var", **extra)
 
 
 @asynccontextmanager
 async def streamscale_up(
     tmp_path: Path, *args: str, command: tuple[str, ...] = (STREAMSCALE,)
 ) -> AsyncIterator[tuple[trio.Process, dict[str, str], list[str]]]:
-    """Start `streamscale up`, wait for its printed URLs, yield (process, urls, lines)."""
-    errors = tmp_path / "up.stderr"
-    with errors.open("wb") as stderr:  # the child keeps its own copy of the descriptor
-        proc = await trio.lowlevel.open_process(
-            [*command, "up", *args], env=_env(tmp_path), stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    urls: dict[str, str] = {}
-    buffer = b""
-    try:
-        with trio.fail_after(30):
-            while not lines or not lines[-1].startswith("streamscale: ready"):
-                chunk = await proc.stdout.receive_some()
-                assert chunk, (f"streamscale up exited early: {lines}\n"
-                               f"{errors.read_text(errors='replace')[-3000:]}")
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for raw in complete:
-                    line = raw.decode()
-                    lines.append(line)
-                    parts = line.split()
-                    if len(parts) == 3 and "://" in parts[2]:
-                        urls[parts[1]] = parts[2]
-        yield proc, urls, lines
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with _up(tmp_path, *args, command=command) as started:
+        yield started
 
 
 async def _drain(proc: trio.Process) -> str:

@@ -10,7 +10,7 @@ from locust.env import Environment
 
 from sim.scenario import load_scenario
 
-from ..arrivals import Arrival, ArrivalPlan
+from ..arrivals import Arrival, ArrivalPlan, chat_arrivals
 from ..settings import LoadSettings
 
 LEAD_S = 0.02  # a slot claims a join this long before it is due
@@ -63,6 +63,27 @@ def schedule() -> Schedule:
         return Schedule([Arrival(i / s.fixed_players, s.duration_s + 60)
                          for i in range(s.fixed_players)])
     return Schedule(plan().schedule(s.seed))
+
+
+_chat_tokens_taken = [0]
+
+
+def chat_token() -> str | None:
+    """The next unused pre-made chat account's access token (None when they ran out)."""
+    tokens = settings().chat_tokens
+    if _chat_tokens_taken[0] >= len(tokens):
+        return None
+    _chat_tokens_taken[0] += 1
+    return tokens[_chat_tokens_taken[0] - 1]
+
+
+@cache
+def chat_schedule() -> Schedule:
+    """The run's chat sessions: the viewers of `schedule()` who open the chat."""
+    s = settings()
+    scenario = load_scenario(s.scenario)
+    return Schedule(chat_arrivals(plan().schedule(s.seed), scenario.workload.chat_join_fraction,
+                                  s.seed))
 
 
 def metric(environment: Environment, name: str, value_s: float,

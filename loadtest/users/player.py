@@ -1,9 +1,10 @@
 """An HLS / LL-HLS viewer that loads what hls.js loads, in the order hls.js loads it.
 
 Each Locust user is a player *slot*: it takes the next scheduled join from the run's
-arrival schedule, waits for its time, plays one session (master, steering, a rendition's
-playlist, its init, then parts behind blocking reloads, switching rendition on measured
-throughput and pathway on errors), then takes the next join. Startup is measured from the
+arrival schedule, waits for its time, plays one session (the stream's page data from the
+API, as a viewer's page asks for it; then master, steering, a rendition's playlist, its
+init, then parts behind blocking reloads, switching rendition on measured throughput and
+pathway on errors), then takes the next join. Startup is measured from the
 *scheduled* join time, so a join that starts late because the generator or the platform
 was slow shows up as startup time instead of vanishing (no coordinated omission).
 
@@ -178,7 +179,19 @@ class _Session:
                                    self.penalised)
         return pathway, [v for v in variants if v.pathway == pathway]
 
+    def _page(self) -> None:
+        """The stream's data from the API (title, status, playback URL), as a viewer's page
+        loads it before the player starts: the API on the join path (sim: join_api_requests)."""
+        s = self.user.settings
+        with self.user.client.get(f"{s.api_url}/streams/{s.stream_id}", name="stream (join)",
+                                  catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                raise _Failed(f"stream (join): HTTP {response.status_code}",
+                              response.status_code)
+
     def _play(self) -> None:
+        self._page()
         variants = self._master()
         pathway, rungs = self._rung_urls(variants)
         current = choose_variant([v.bandwidth_bps for v in rungs],

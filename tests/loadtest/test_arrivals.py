@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.arrivals import MIN_SESSION_S, Arrival, ArrivalPlan, parse_scale, watching
+from loadtest.arrivals import (
+    MIN_SESSION_S,
+    Arrival,
+    ArrivalPlan,
+    chat_arrivals,
+    parse_scale,
+    watching,
+)
 from sim.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -62,3 +69,21 @@ def test_a_non_positive_duration_is_refused() -> None:
 def test_watching_counts_sessions_under_way() -> None:
     arrivals = [Arrival(0.0, 10.0), Arrival(2.0, 6.0), Arrival(9.0, 6.0)]
     assert [watching(arrivals, t) for t in (0.0, 2.0, 8.0, 9.5, 10.0, 15.0)] == [1, 2, 1, 2, 1, 0]
+
+
+def test_chat_sessions_are_a_share_of_the_viewers_and_surge_with_them() -> None:
+    scenario = load_scenario(SCENARIOS / "surge.toml")
+    plan = ArrivalPlan.from_scenario(scenario, scale=1e-4, duration_s=120)
+    arrivals = plan.schedule(seed=3)
+    fraction = scenario.workload.chat_join_fraction
+    chat = chat_arrivals(arrivals, fraction, seed=3)
+    assert chat == chat_arrivals(arrivals, fraction, seed=3)  # seeded
+    assert set(chat) <= set(arrivals)  # a chat session is a viewer's, for its session
+    n = len(arrivals)
+    sd = (n * fraction * (1 - fraction)) ** 0.5
+    assert abs(len(chat) - n * fraction) <= 4 * sd  # binomial thinning
+    in_surge = sum(10 <= a.at_s < 20 for a in chat)
+    before = sum(1 <= a.at_s < 10 for a in chat)
+    assert in_surge > 3 * before  # chat joins surge with the viewers
+    assert chat_arrivals(arrivals, 0.0, seed=3) == []
+    assert chat_arrivals(arrivals, 1.0, seed=3) == arrivals

@@ -18,6 +18,8 @@ def test_player_joins_behind_the_edge_and_moves_pathway_on_5xx() -> None:
                           text=True, timeout=60, check=True)
     played: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     requests = [(url.split("?")[0], name, status) for url, name, status in played["requests"]]
+    # the page's API call first (the stream's data), then what hls.js loads
+    assert requests.pop(0) == ("http://o/api/streams/s", "stream (join)", 200)
     assert requests[0] == ("http://o/live/s/master.m3u8", "master", 200)
     assert requests[1] == ("http://o/steering.json", "steering", 200)
     # 500 kbps default estimate: the lowest rung, on the first pathway of the priority

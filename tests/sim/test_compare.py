@@ -68,7 +68,7 @@ def test_the_deployment_is_the_run_on_this_box(baseline: Any,
     assert w.renditions[1].transcode_cores == 0.0  # the source is passed through
     assert w.chat_msgs_per_viewer_s == pytest.approx(baseline.workload.chat_msgs_per_viewer_s
                                                      * 90)
-    assert w.chat_join_fraction == 0.5 and w.join_api_requests == 0
+    assert w.chat_join_fraction == 0.5 and w.join_api_requests == 1
     assert (d.part_s, d.segment_s, d.holdback_s) == (0.334, 2.0, 1.334)
     assert d.pipeline_s == pytest.approx(0.017 + 0.334 / 2)
     assert d.decode_s == 0.0 and not d.shield and d.coalescing

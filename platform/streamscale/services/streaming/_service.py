@@ -66,7 +66,14 @@ class StreamService:
 
     @property
     def ingest_url(self) -> str:
-        return self._config.rtmp_url
+        """Where casters publish: the ingest's bound URL when it runs in this process (port
+        0 in the config means "any free port"), else the configured one."""
+        from ...runtime import current_resources
+
+        try:
+            return current_resources().service_url("media", "rtmp", self._config.rtmp_url)
+        except RuntimeError:  # outside the runtime (an app built by a test)
+            return self._config.rtmp_url
 
     async def start(
         self, *, user_id: str, title: str, category: str, tags: list[str]
