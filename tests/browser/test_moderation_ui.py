@@ -6,9 +6,11 @@ opens /moderation?channel=<owner>: the held message is in the review queue (remo
 there), the troll's visible message is in the recent chat, picked from there and banned
 with a reason; the troll's channel page says they are banned and stops letting them post,
 the API refuses their next post, and the audit log in the dashboard lists the ban and the
-removal. A signed-in user who does not moderate the channel gets the "not a moderator"
-state. axe-core finds no serious or critical violation on either state; screenshots at
-1280x800 and 390x844 go to reports/ui/.
+removal. The troll appeals: the moderator who banned them may not decide (the page says
+why), the owner (on /moderation, their own channel) lifts the ban, then times the troll
+out and turns on slow mode from the same page. A signed-in user who does not moderate the
+channel gets the "not a moderator" state. axe-core finds no serious or critical violation
+on either state; screenshots at 1280x800 and 390x844 go to reports/ui/.
 """
 
 from __future__ import annotations
@@ -110,6 +112,47 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
         assert r.status_code == 403 and r.json()["error"]["code"] == "banned", r.text
         await mod.screenshots("moderation")
 
+        # the troll appeals; not the moderator who banned them decides, but the owner
+        r = await api.post(f"/api/channels/{ids['owner']}/appeals", headers=troll_auth,
+                           json={"text": "it was a joke, sorry"})
+        assert r.status_code == 201, r.text
+        await mod.until("document.querySelector('#appeal-list').textContent"
+                        ".includes('it was a joke')", what="the appeal")
+        await mod.click("#appeal-list li button:has-text('Lift ban')")
+        await mod.until_visible("#mod-error")
+        assert "must decide this appeal" in await mod.text("#mod-error")
+
+        streamer = await open_page(browser, base)
+        await sign_in(streamer, "owner", PASSWORD, next_path="/moderation")
+        await streamer.until_visible("#mod-body")
+        assert "owner" in await streamer.text("#channel-line")
+        await streamer.until("document.querySelector('#appeal-list').textContent"
+                             ".includes('it was a joke')", what="the appeal for the owner")
+        await streamer.click("#appeal-list li button:has-text('Lift ban')")
+        await streamer.until_visible("#bans-empty")
+        assert "Ban lifted" in await streamer.text("#mod-status")
+        r = await api.post(f"/api/streams/{stream_id}/chat", headers=troll_auth,
+                           json={"client_id": "after-appeal", "text": "thanks"})
+        assert r.status_code == 201, r.text
+
+        # a time-out and slow mode, from the keyboard
+        await streamer.fill("#target-user", ids["troll"])
+        await streamer.call(lambda: streamer.page.select_option("#duration", "60"))
+        await streamer.click("#timeout-button")
+        await streamer.until("id => !!document.querySelector("
+                             "`#timeout-list li[data-user-id='${id}']`)", ids["troll"],
+                             what="the troll's timeout")
+        assert "1 minute" in await streamer.text("#mod-status")
+        r = await api.post(f"/api/streams/{stream_id}/chat", headers=troll_auth,
+                           json={"client_id": "in-timeout", "text": "hello?"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "timed_out", r.text
+        await streamer.fill("#slow-mode", "5")
+        await streamer.press("#slow-mode", "Enter")
+        await streamer.until("document.querySelector('#mod-status').textContent"
+                             ".includes('Slow mode on')", what="slow mode saved")
+        settings = (await api.get(f"/api/channels/{ids['owner']}/chat-settings")).json()
+        assert settings["slow_mode_s"] == 5
+
         # someone who does not moderate the channel
         viewer = await open_page(browser, base)
         await sign_in(viewer, "viewer", PASSWORD,
@@ -118,5 +161,5 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
         assert not await viewer.visible("#mod-body")
         assert not await viewer.serious_violations(), "axe: not a moderator"
         await viewer.screenshots("moderation-not-moderator")
-        for page in (troll, mod, viewer):
+        for page in (troll, mod, streamer, viewer):
             await page.close()

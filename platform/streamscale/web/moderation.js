@@ -14,8 +14,7 @@ const $ = (id) => document.getElementById(id);
 const state = { user: null, channel: null, names: new Map(), timer: null, busy: false };
 
 function errorText(err) {
-  if (err && err.status === 403) return "You are not a moderator of this channel.";
-  return explain(err);
+  return explain(err);  // a refusal's own words: e.g. who may decide an appeal
 }
 
 function showError(where, message) {
@@ -29,6 +28,19 @@ function say(message) {
 
 function when(iso) {
   return new Date(iso).toLocaleString("en-GB");
+}
+
+/** Learn the usernames of ids the lists show (a profile read each, cached; a deleted
+ * account stays an id). */
+async function learnNames(ids) {
+  const unknown = [...new Set(ids)].filter((id) => id && !state.names.has(id)).slice(0, 20);
+  await Promise.all(unknown.map(async (id) => {
+    try {
+      state.names.set(id, (await api("GET", `/api/users/${encodeURIComponent(id)}`)).username);
+    } catch {
+      state.names.set(id, null);
+    }
+  }));
 }
 
 function nameOf(userId) {
@@ -116,6 +128,7 @@ async function loadBans() {
     api("GET", `/api/channels/${state.channel}/bans?limit=50`),
     api("GET", `/api/channels/${state.channel}/timeouts`),
   ]);
+  await learnNames([...bans.items, ...timeouts.items].map((b) => b.user_id));
   renderList("ban-list", "bans-empty", bans.items, (b) => {
     const li = document.createElement("li");
     li.className = "item";
@@ -142,6 +155,7 @@ async function loadBans() {
 
 async function loadAppeals() {
   const page = await api("GET", `/api/channels/${state.channel}/appeals?limit=50`);
+  await learnNames(page.items.map((a) => a.user_id));
   renderList("appeal-list", "appeals-empty", page.items, (a) => {
     const li = document.createElement("li");
     li.className = "item";
@@ -159,6 +173,7 @@ async function loadAppeals() {
 
 async function loadAudit() {
   const page = await api("GET", `/api/channels/${state.channel}/audit?limit=50`);
+  await learnNames(page.items.flatMap((e) => [e.actor_id, e.target_user_id]));
   const body = $("audit-body");
   body.replaceChildren(...page.items.map((e) => {
     const tr = document.createElement("tr");
@@ -292,7 +307,8 @@ async function isStaff(channel) {
     await api("GET", `/api/channels/${channel}/moderators/${state.user.id}`);
     return true;
   } catch (err) {
-    if (err && err.status === 404) return false;
+    // 404 not_a_moderator; 404 channel_not_found (no such user) is the caller's to say
+    if (err && err.status === 404 && err.code !== "channel_not_found") return false;
     throw err;
   }
 }
@@ -324,8 +340,10 @@ async function main() {
     return;
   }
   const owner = state.channel === state.user.id;
+  await learnNames([state.channel]);
+  const channelName = state.names.get(state.channel) ?? state.channel;
   $("channel-line").textContent = owner ? "Your channel: you are its owner."
-    : `Channel ${state.channel}: you are a moderator.`;
+    : `${channelName}'s channel: you are a moderator.`;
   $("mod-body").hidden = false;
   $("action-form").addEventListener("submit", banOrTimeout);
   $("settings-form").addEventListener("submit", saveSettings);
