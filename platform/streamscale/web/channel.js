@@ -88,8 +88,10 @@ function offlineText(status) {
 function fillQualities() {
   const select = $("quality");
   const current = select.value;
+  const levels = hls.levels.map((level, i) => ({ level, i }))
+    .sort((x, y) => y.level.height - x.level.height || y.level.bitrate - x.level.bitrate);
   select.replaceChildren(h("option", { value: "-1" }, "Auto"),
-    ...hls.levels.map((level, i) => h("option", { value: String(i) },
+    ...levels.map(({ level, i }) => h("option", { value: String(i), "data-height": level.height },
       `${level.height}p (${Math.round(level.bitrate / 1000)} kb/s)`)));
   select.value = [...select.options].some((o) => o.value === current) ? current : "-1";
 }

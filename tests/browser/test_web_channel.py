@@ -1,0 +1,143 @@
+"""The channel page in Chromium: a stream ffmpeg publishes plays in the page (the video's
+currentTime advances, the latency readout stays under the LL-HLS bound the playback tests
+use), the quality selector pins a rendition, playback records a watch, and two signed-in
+browser contexts exchange chat over the WebSocket; axe-core and screenshots as for every
+page (reports/ui/channel-*.png)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from streamscale.config import CdnConfig, MediaConfig
+from streamscale.testing import make_config, running_platform
+from streamscale.testing.browser import Browser
+
+from .conftest import start_publisher, wait_for_master
+from .test_playback import LATENCY_BOUND_S
+from .web_ui import check_page, new_context, on_playwright, open_page, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "pass word 1"
+
+
+async def _account(api: httpx.AsyncClient, name: str) -> dict[str, str]:
+    r = await api.post("/api/users/register", json={
+        "username": name, "email": f"{name}@example.com", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    token = (await api.post("/api/users/login", json={
+        "login": name, "password": PASSWORD})).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _until(browser: Browser, page: Any, expression: str, *,
+                 timeout_s: float = 60) -> Any:
+    """Poll the page until `expression` is truthy (page.evaluate goes over the DevTools
+    protocol; Playwright's wait_for_function would eval in the page, which its CSP
+    forbids). The sleep paces the polling; the condition is what is waited on."""
+    with trio.fail_after(timeout_s):
+        while True:
+            value = await on_playwright(browser, lambda: page.evaluate(expression))
+            if value:
+                return value
+            await trio.sleep(0.2)
+
+
+def _chat_line(page: Any, text: str) -> None:
+    page.wait_for_selector(f"#chat-log li[data-state=visible] .text >> text={text}")
+
+
+async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, cdn=CdnConfig(edges=()),  # playback straight from the origin
+        media=MediaConfig(rtmp_port=0, reconnect_grace_s=1.0, ladder="source,360p,160p",
+                          shed_sustain_s=3600.0, restore_after_s=3600.0))
+    services = ("gateway", "media", "origin", "chat")
+    async with running_platform(config, services) as platform, \
+            httpx.AsyncClient(base_url=platform.api_url.removesuffix("/api"),
+                              timeout=30) as api, trio.open_nursery() as nursery:
+        base = str(api.base_url).rstrip("/")
+        caster = await _account(api, "caster")
+        ann = await _account(api, "ann")
+        await _account(api, "bob")
+        body = (await api.post("/api/streams/start", json={
+            "title": "Live from the test", "category": "test"}, headers=caster)).json()
+        stream_id, key = body["stream"]["id"], body["stream_key"]
+        publisher = await start_publisher(
+            nursery, f"{platform.url('media', 'rtmp')}/{key}", 90)
+        await wait_for_master(
+            f"{platform.url('origin', 'hls')}/live/{stream_id}/master.m3u8", rungs=3)
+        channel = f"{base}/channel/{stream_id}"
+
+        contexts = await on_playwright(browser, lambda: (new_context(browser),
+                                                         new_context(browser)))
+        try:
+            def open_both() -> tuple[Any, Any]:
+                pages = []
+                for context, name in zip(contexts, ("ann", "bob"), strict=True):
+                    page = context.new_page()
+                    sign_in(page, base, name, PASSWORD)
+                    page.close()
+                    pages.append(open_page(context, channel))
+                return pages[0], pages[1]
+
+            a, b = await on_playwright(browser, open_both)
+            video = "document.getElementById('video')"
+            await _until(browser, a, f"{video}.currentTime > 0.5")
+            start_s = await on_playwright(browser, lambda: a.evaluate(f"{video}.currentTime"))
+            await _until(browser, a, f"{video}.currentTime > {start_s + 1.0}")
+            latency = await _until(browser, a, "document.getElementById('latency')"
+                                   ".dataset.latencyS")
+
+            def quality_and_chat() -> dict[str, Any]:
+                seen: dict[str, Any] = {
+                    "current_s": a.evaluate(f"{video}.currentTime"),
+                    "latency_s": float(latency),
+                    "target_s": a.get_attribute("#target-latency", "data-target-s"),
+                    "rendition": a.text_content("#rendition"),
+                }
+                a.wait_for_selector("#player-state", state="hidden")  # no problem shown
+                # the quality selector lists the ladder and pins a rendition
+                names = a.eval_on_selector_all("#quality option", "os => os.map(o => o.text)")
+                assert len(names) == 4, names  # Auto + three rungs
+                lowest, height = a.eval_on_selector_all(
+                    "#quality option",
+                    "os => [os[os.length - 1].value, os[os.length - 1].dataset.height]")
+                assert names[1].startswith("720p") and height == "160", names
+                a.select_option("#quality", lowest)
+                a.wait_for_selector(f"#rendition[data-height='{height}']")
+                # chat between two browser contexts, both ways
+                for page in (a, b):
+                    page.wait_for_selector("#chat-log[data-joined='1']")
+                    page.wait_for_selector("#chat-input:enabled")
+                a.fill("#chat-input", "hello from ann")
+                a.press("#chat-input", "Enter")
+                _chat_line(b, "hello from ann")
+                _chat_line(a, "hello from ann")
+                b.fill("#chat-input", "hi ann, bob here")
+                b.click("#chat-send")
+                _chat_line(a, "hi ann, bob here")
+                assert a.locator("#chat-log li").count() == 2  # each message once
+                b.click("#follow")
+                b.wait_for_selector("#follow[aria-pressed=true]")
+                check_page(a, "channel")
+                return seen
+
+            seen = await on_playwright(browser, quality_and_chat)
+        finally:
+            await on_playwright(browser, lambda: [c.close() for c in contexts])
+        print(f"channel page: currentTime {seen['current_s']:.1f} s, hls.js latency "
+              f"{seen['latency_s']:.2f} s (target {seen['target_s']} s), "
+              f"{seen['rendition']}")
+        assert seen["latency_s"] <= LATENCY_BOUND_S, seen
+        history = (await api.get("/api/me/history", headers=ann)).json()
+        assert [w["stream_id"] for w in history["items"]] == [stream_id]
+        publisher.terminate()
+        nursery.cancel_scope.cancel()
