@@ -124,7 +124,7 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         await ui.until("document.querySelector('#c-bitrate-cap').textContent.includes('latest')",
                        what="the bitrate chart")
         await ui.until("document.querySelector('#c-viewers-cap').textContent"
-                       ".includes('highest 1 ')", timeout_s=30, what="the viewers chart")
+                       ".includes('highest 1 ')", timeout_s=45, what="the viewers chart")
         assert await ui.evaluate("document.querySelectorAll('#c-bitrate path.chart-line')"
                                  ".length") == 1
         assert not await ui.serious_violations(), "axe: the live dashboard"

@@ -9,6 +9,7 @@ import { api, boot, explain } from "./app.js";
 import { drawChart, formatNumber, series } from "./charts.js";
 
 const HEALTH_REFRESH_MS = 3000;
+const CHARTS_EVERY = 5; // the whole-stream charts every 5th refresh (15 s): a longer read
 const HEALTH_WINDOW_MS = 5 * 60 * 1000; // live health reads the last five minutes, raw
 const STALE_HEALTH_S = 30; // an ingest sample older than this: the publisher is gone
 
@@ -16,6 +17,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   user: null, streams: [], selected: null, timer: null, busy: false, analytics: null,
+  refreshes: 0,
 };
 
 function showError(where, message) {
@@ -47,7 +49,7 @@ function revealKey(body) {
   $("ffmpeg-cmd").textContent = ffmpegCommand(body.publish_url);
   $("copy-status").textContent = "";
   $("key-panel").hidden = false;
-  $("key-h").focus?.();
+  $("key-h").focus();
 }
 
 async function copyFrom(id) {
@@ -112,6 +114,7 @@ async function select(streamId) {
   state.selected = state.streams.find((s) => s.id === streamId) ?? null;
   renderStreams();
   if (!state.selected) return;
+  state.refreshes = 0;  // a new stream's charts at once
   $("stream-panel").hidden = false;
   $("stream-h").textContent = state.selected.title;
   $("stream-channel").href = `/channel/${encodeURIComponent(state.selected.id)}`;
@@ -194,13 +197,15 @@ async function refresh() {
       renderAnalytics({ summary: emptySummary(), viewers: [], chat: [], health: [] });
     } else {
       const from = new Date(Date.now() - HEALTH_WINDOW_MS).toISOString();
+      const charts = state.refreshes % CHARTS_EVERY === 0 || fresh.status !== stream.status;
       const [recent, full] = await Promise.all([
         api("GET", `/api/streams/${stream.id}/analytics?from=${encodeURIComponent(from)}` +
             "&resolution=raw"),
-        api("GET", `/api/streams/${stream.id}/analytics`),
+        charts ? api("GET", `/api/streams/${stream.id}/analytics`) : null,
       ]);
       renderHealth(recent.health, fresh);
-      renderAnalytics(full);
+      if (full) renderAnalytics(full);
+      state.refreshes += 1;
     }
     $("health-updated").textContent =
       `Updated ${new Date().toLocaleTimeString("en-GB")}.`;
