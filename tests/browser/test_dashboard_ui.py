@@ -5,8 +5,9 @@ key once (a reload does not show it again, and the API keeps only its hash), pub
 with ffmpeg to the RTMP URL the page shows, and the live health the page refreshes from
 `GET /api/streams/{id}/analytics` shows the publisher's frame rate (30 fps, within
 tolerance), its 2 s keyframe interval and bitrate, and the viewer an hls.js player adds;
-the charts draw. Rotating the key asks first, then shows a new key. axe-core finds no
-serious or critical violation; screenshots at 1280x800 and 390x844 go to reports/ui/.
+the charts draw (chat messages per minute too, after three posts). Rotating the key asks
+first, then shows a new key. axe-core finds no serious or critical violation; screenshots
+at 1280x800 and 390x844 go to reports/ui/.
 
 Tolerance for the frame rate: the media node measures it from the publisher's timestamps
 over each health sample (analytics.health_sample_s); ffmpeg's 30 fps test source with
@@ -48,7 +49,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[RunningPlatform]:
     config = dataclasses.replace(config, media=MediaConfig(
         rtmp_port=0, reconnect_grace_s=1.0, ladder="source,160p",
         shed_sustain_s=3600.0, restore_after_s=3600.0))
-    services = ("gateway", "media", "origin", "edge", "analytics")
+    services = ("gateway", "media", "origin", "edge", "analytics", "chat")
     async with running_platform(config, services) as running:
         yield running
 
@@ -123,6 +124,18 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         assert viewers == 1
         await ui.until("document.querySelector('#c-bitrate-cap').textContent.includes('latest')",
                        what="the bitrate chart")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            token = (await api.post("/api/users/login", json={
+                "login": "caster", "password": PASSWORD})).json()["access_token"]
+            for n in range(3):
+                r = await api.post(f"/api/streams/{stream_id}/chat",
+                                   headers={"Authorization": f"Bearer {token}"},
+                                   json={"client_id": f"c{n}", "text": f"hello {n}"})
+                assert r.status_code == 201, r.text
+        await ui.until("document.querySelector('#s-chat').textContent.startsWith('3 ')",
+                       timeout_s=45, what="3 chat messages in the summary")
+        assert await ui.evaluate("document.querySelectorAll('#c-chat rect.chart-bar')"
+                                 ".length") >= 1
         await ui.until("document.querySelector('#c-viewers-cap').textContent"
                        ".includes('highest 1 ')", timeout_s=45, what="the viewers chart")
         assert await ui.evaluate("document.querySelectorAll('#c-bitrate path.chart-line')"
