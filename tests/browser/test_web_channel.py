@@ -20,7 +20,7 @@ from streamscale.testing.browser import Browser
 
 from .conftest import start_publisher, wait_for_master
 from .test_playback import LATENCY_BOUND_S
-from .web_ui import check_page, new_context, on_playwright, open_page, sign_in
+from .web_ui import check_page, new_context, on_playwright, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -70,25 +70,41 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
         body = (await api.post("/api/streams/start", json={
             "title": "Live from the test", "category": "test"}, headers=caster)).json()
         stream_id, key = body["stream"]["id"], body["stream_key"]
-        publisher = await start_publisher(
-            nursery, f"{platform.url('media', 'rtmp')}/{key}", 90)
-        await wait_for_master(
-            f"{platform.url('origin', 'hls')}/live/{stream_id}/master.m3u8", rungs=3)
+        r = await api.put(f"/api/users/{body['stream']['user_id']}/follow", headers=ann)
+        assert r.status_code == 200, r.text
         channel = f"{base}/channel/{stream_id}"
-
         contexts = await on_playwright(browser, lambda: (new_context(browser),
                                                          new_context(browser)))
         try:
-            def open_both() -> tuple[Any, Any]:
+            def sign_in_both() -> tuple[Any, Any]:
                 pages = []
                 for context, name in zip(contexts, ("ann", "bob"), strict=True):
                     page = context.new_page()
-                    sign_in(page, base, name, PASSWORD)
-                    page.close()
-                    pages.append(open_page(context, channel))
+                    sign_in(page, base, name, PASSWORD)  # lands on / (browse)
+                    pages.append(page)
                 return pages[0], pages[1]
 
-            a, b = await on_playwright(browser, open_both)
+            a, b = await on_playwright(browser, sign_in_both)
+            # ann's browse page listens for followed streamers going live (SSE, cookie)
+            await on_playwright(browser, lambda: a.wait_for_selector(
+                "body[data-live='listening']", state="attached"))
+            publisher = await start_publisher(
+                nursery, f"{platform.url('media', 'rtmp')}/{key}", 90)
+
+            def live_toast_to_channel() -> str:
+                toast = a.wait_for_selector(".toast a", timeout=60_000)
+                text = toast.text_content() or ""
+                toast.click()
+                a.wait_for_url(channel)
+                b.goto(channel)
+                for page in (a, b):
+                    page.wait_for_selector("body[data-ready='1']", state="attached")
+                return text
+
+            toast = await on_playwright(browser, live_toast_to_channel)
+            assert toast == "caster is live: Live from the test", toast
+            await wait_for_master(
+                f"{platform.url('origin', 'hls')}/live/{stream_id}/master.m3u8", rungs=3)
             video = "document.getElementById('video')"
             await _until(browser, a, f"{video}.currentTime > 0.5")
             start_s = await on_playwright(browser, lambda: a.evaluate(f"{video}.currentTime"))

@@ -15,7 +15,7 @@ import pytest
 from streamscale.testing import make_config, running_platform
 from streamscale.testing.browser import Browser
 
-from .web_ui import check_page, goto, new_context, on_playwright, open_page, ready
+from .web_ui import check_page, goto, new_context, on_playwright, open_page, ready, sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -37,6 +37,7 @@ async def test_accounts_search_and_pages(tmp_path: Path, browser: Browser) -> No
             "title": "Speedrun practice", "category": "games", "tags": ["speedrun"]},
             headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 201, r.text
+        stream_id = r.json()["stream"]["id"]
 
         def flow() -> None:
             context = new_context(browser)
@@ -73,6 +74,23 @@ async def test_accounts_search_and_pages(tmp_path: Path, browser: Browser) -> No
                 check_page(page, "account")
                 assert page.text_content("nav") is not None
                 assert "Viewer One" in (page.text_content("nav") or "")
+
+                # error states: a stream not started yet, no such stream, session expired
+                goto(page, f"{base}/channel/{stream_id}")
+                state = page.wait_for_selector("#player-state", state="visible")
+                assert "has not started yet" in (state.text_content() or "")
+                page.wait_for_selector("#chat-log[data-joined='1']")
+                assert page.is_enabled("#chat-input")  # signed in: may chat before live
+                check_page(page, "channel-offline")
+                goto(page, f"{base}/channel/{'0' * 32}")
+                page.wait_for_selector("#stream-title >> text=No such stream")
+                goto(page, f"{base}/account")
+                page.context.clear_cookies()  # the session lapses (or is revoked)
+                page.fill("#display-name", "Viewer 1")
+                page.click("#profile-form button[type=submit]")
+                expired = page.wait_for_selector("#profile-error", state="visible")
+                assert "session expired" in (expired.text_content() or "").lower()
+                sign_in(page, base, "viewer1", PASSWORD)
 
                 page.click("#sign-out")
                 page.wait_for_selector("nav >> text=Sign in")

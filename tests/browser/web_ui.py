@@ -31,15 +31,20 @@ def new_context(browser: Browser) -> Any:
     context = browser._browser.new_context(viewport=LAPTOP)
     context.add_init_script(path=str(AXE))
     context.set_default_timeout(30_000)
+    context.on("page", _watch)
     return context
 
 
-def open_page(context: Any, url: str) -> Any:
-    page = context.new_page()
+def _watch(page: Any) -> None:
+    """Keep the page's console errors and uncaught exceptions (CSP refusals among them)."""
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.csp_errors = errors  # read by assert_no_csp_violation
+
+
+def open_page(context: Any, url: str) -> Any:
+    page = context.new_page()
     goto(page, url)
     return page
 

@@ -95,6 +95,11 @@ export async function api(method, path, body) {
       throw new ApiFailure(401, "session_expired", "Your session expired. Sign in again.");
     }
   }
+  if (response.status === 401 && session.user && !path.startsWith("/api/session")) {
+    // We were signed in: the cookies lapsed or were revoked (signed out elsewhere).
+    session.user = null;
+    throw new ApiFailure(401, "session_expired", WORDS.session_expired);
+  }
   if (!response.ok) throw await failure(response);
   if (response.status === 204) return null;
   const type = response.headers.get("Content-Type") || "";
@@ -248,6 +253,7 @@ let events = null;
 function listenForLive() {
   if (events || !session.user) return;
   events = new EventSource("/api/me/notifications");
+  events.addEventListener("open", () => { document.body.dataset.live = "listening"; });
   events.addEventListener("live", (e) => {
     try {
       const data = JSON.parse(e.data);
