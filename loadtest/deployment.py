@@ -61,7 +61,9 @@ class DeploymentProbe:
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> str:
         self.requests += 1
-        response = await client.get(url)
+        # as an edge's fetch: the origin does not count the probe as a viewer (it would
+        # show in the viewer counts the report reads the rendition mix from) nor admit it
+        response = await client.get(url, headers={"x-streamscale-edge": "deployment-probe"})
         response.raise_for_status()
         return response.text
 

@@ -262,6 +262,8 @@ async def _drive(args: argparse.Namespace, path: Path, scenario: Scenario, scale
         # the CDNs the players' master names, in steering order (in-process: this config)
         "cdns": None if args.target else _cdn_groups(),
         "locust_exit_code": code,
+        # other work on the box inflates what depends on CPU (startup, chat p99, lag)
+        "machine_load_1min": os.getloadavg()[0], "machine_cores": os.cpu_count(),
         "target": args.target or "in-process platform",
         "measured": "every figure here was measured on this machine at this scale",
     })

@@ -301,6 +301,7 @@ def report(sc: Scenario, summary: Mapping[str, Any], table: calibration.CostTabl
         "rows": [{**dataclasses.asdict(r), "difference": r.difference} for r in rows],
         "tolerances": [dataclasses.asdict(t) for t in TOLERANCES],
         "measured_from": "reports/<scenario>/load/summary.json: measured on this machine",
+        "machine_load_1min": summary.get("machine_load_1min"),
         "model_inputs": {
             "deployment": _plain(dataclasses.asdict(dep_sc.delivery)),
             "workload": {k: v for k, v in _plain(dataclasses.asdict(dep_sc.workload)).items()
@@ -317,8 +318,13 @@ def report(sc: Scenario, summary: Mapping[str, Any], table: calibration.CostTabl
     rule = "agree when |measured - model| <= max(absolute, relative x model)"
     verdict = ("the model and the run agree" if agreed(rows)
                else "they DISAGREE (or a figure is missing): see above")
+    load = summary.get("machine_load_1min")
+    busy = (f"machine load {load:.1f} (1 min) on {summary.get('machine_cores')} cores at the "
+            "end of the run: other work inflates the CPU-bound figures (startup, chat p99, "
+            "lag), which the model does not see\n\n" if load is not None else "")
     text = (f"{sc.name}: the model on the deployment beside the measured run "
             f"(scale {summary.get('scale')}, timeline /{summary.get('time_scale')})\n\n"
+            + busy
             + format_rows(rows) + "\n\n" + rule + "\n"
             + "\n".join(f"- {t.label}: +/- max({t.absolute:g}, {t.relative:.0%}): {t.why}"
                         for t in TOLERANCES)
