@@ -153,13 +153,18 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
         settings = (await api.get(f"/api/channels/{ids['owner']}/chat-settings")).json()
         assert settings["slow_mode_s"] == 5
 
-        # someone who does not moderate the channel
+        # someone who does not moderate the channel (named by one of its stream ids, as
+        # a channel page would link it)
         viewer = await open_page(browser, base)
         await sign_in(viewer, "viewer", PASSWORD,
-                      next_path=f"/moderation?channel={ids['owner']}")
+                      next_path=f"/moderation?channel={stream_id}")
         await viewer.until_visible("#not-moderator")
+        assert await viewer.value("#channel-input") == ids["owner"]
         assert not await viewer.visible("#mod-body")
         assert not await viewer.serious_violations(), "axe: not a moderator"
         await viewer.screenshots("moderation-not-moderator")
+        await viewer.goto("/moderation?channel=nosuchchannel")
+        await viewer.until_visible("#mod-error")
+        assert await viewer.text("#mod-error") == "No such channel."
         for page in (troll, mod, streamer, viewer):
             await page.close()

@@ -301,6 +301,26 @@ function notModerator() {
   $("not-moderator").hidden = false;
 }
 
+/** The channel a value names: a user id is one; a stream id (a channel page's) names its
+ * streamer's (/moderation?channel=<stream id> from a channel page works too). */
+async function channelOf(value) {
+  if (value === state.user.id) return value;
+  try {
+    await api("GET", `/api/users/${encodeURIComponent(value)}`);
+    return value;
+  } catch (err) {
+    if (!(err && (err.status === 404 || err.status === 400))) throw err;
+  }
+  try {
+    return (await api("GET", `/api/streams/${encodeURIComponent(value)}`)).user_id;
+  } catch (err) {
+    if (err && (err.status === 404 || err.status === 400)) {
+      throw Object.assign(new Error("no such channel"), { status: 404 });
+    }
+    throw err;
+  }
+}
+
 async function isStaff(channel) {
   if (channel === state.user.id) return true;
   try {
@@ -324,11 +344,11 @@ async function main() {
   }
   state.names.set(state.user.id, state.user.username);
   const params = new URLSearchParams(location.search);
-  state.channel = params.get("channel") || state.user.id;
   $("channel-form").hidden = false;
-  $("channel-input").value = state.channel;
   let staff;
   try {
+    state.channel = await channelOf(params.get("channel")?.trim() || state.user.id);
+    $("channel-input").value = state.channel;
     staff = await isStaff(state.channel);
   } catch (err) {
     showError("mod-error", err && err.status === 404 ? "No such channel."
