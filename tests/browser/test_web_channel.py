@@ -66,7 +66,8 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
         base = str(api.base_url).rstrip("/")
         caster = await _account(api, "caster")
         ann = await _account(api, "ann")
-        await _account(api, "bob")
+        bob = await _account(api, "bob")
+        bob_id = (await api.get("/api/users/me", headers=bob)).json()["id"]
         body = (await api.post("/api/streams/start", json={
             "title": "Live from the test", "category": "test"}, headers=caster)).json()
         stream_id, key = body["stream"]["id"], body["stream_key"]
@@ -144,9 +145,27 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                 b.click("#follow")
                 b.wait_for_selector("#follow[aria-pressed=true]")
                 check_page(a, "channel")
+                seen["bob_message"] = a.get_attribute(
+                    "#chat-log li[data-state=visible]:has-text('bob here')", "data-message-id")
                 return seen
 
             seen = await on_playwright(browser, quality_and_chat)
+            # a moderator (the streamer) removes bob's message, then bans bob
+            r = await api.delete(f"/api/streams/{stream_id}/chat/{seen['bob_message']}",
+                                 headers=caster)
+            assert r.status_code == 200, r.text
+            removed = f"#chat-log li[data-message-id='{seen['bob_message']}'][data-state=removed]"
+            await on_playwright(browser, lambda: a.wait_for_selector(removed))
+            r = await api.post(f"/api/channels/{body['stream']['user_id']}/bans",
+                               json={"user_id": bob_id, "reason": "test"}, headers=caster)
+            assert r.status_code in (200, 201), r.text
+
+            def banned() -> str:
+                b.wait_for_selector("#chat-log[data-closed=banned]")
+                assert b.is_disabled("#chat-input")
+                return b.text_content("#chat-status") or ""
+
+            assert "banned" in await on_playwright(browser, banned)
         finally:
             await on_playwright(browser, lambda: [c.close() for c in contexts])
         print(f"channel page: currentTime {seen['current_s']:.1f} s, hls.js latency "

@@ -352,8 +352,10 @@ async function connectChat(attempt = 0) {
       chatStatus("Your session expired. Sign in again to chat.");
       return;
     }
-    if (event.code === 1008) {
-      chatStatus(event.reason || "The chat closed this connection (banned or flooding).");
+    if (event.code === 1008) {  // policy: banned, flooding, account deleted
+      chatStatus(/ban/i.test(event.reason) ? REFUSALS.banned
+        : event.reason || "The chat closed this connection (banned or flooding).");
+      log.dataset.closed = /ban/i.test(event.reason) ? "banned" : "policy";
       return;
     }
     chatStatus("Chat disconnected. Reconnecting…");
