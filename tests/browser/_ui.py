@@ -172,6 +172,8 @@ async def sign_in(ui: UiPage, login: str, password: str, *, next_path: str) -> N
     await ui.click("#login-form button[type=submit]")
     await ui.until("p => location.pathname + location.search === p", next_path,
                    what=f"the page {next_path}")
+    page = ui.page
+    await ui.call(lambda: page.wait_for_load_state("load"))
 
 
 def dump(value: Any) -> str:
