@@ -2,7 +2,8 @@
 platform with the gateway alone (no media: nothing goes live here).
 
 - signed out: the page says to sign in and links the login page back to /dashboard;
-- a created stream that no encoder feeds: "Offline: start your encoder ...";
+- a created stream that no encoder feeds: "Offline: start your encoder ..."; ended from
+  the page, it says so and cannot have its key rotated;
 - a session that ended under the page (cookies cleared): the create form says to sign in
   again, in words, instead of failing silently;
 - the charts module, imported in the page (the CSP allows same-origin modules): axis
@@ -94,6 +95,13 @@ async def test_dashboard_states_and_charts(platform: RunningPlatform,
     await ui.until("document.querySelector('#health-note').textContent.startsWith('Offline')",
                    what="the offline note")
     assert await ui.text("#stream-state") == "Waiting for your encoder"
+    await ui.click("#stop-button")
+    await ui.until("document.querySelector('#stream-state').textContent === 'Ended'",
+                   what="the stream ended")
+    await ui.until("document.querySelector('#health-note').textContent"
+                   " === 'The stream has ended.'", what="the ended note")
+    assert await ui.evaluate("document.querySelector('#rotate-button').disabled")
+    assert not await ui.visible("#dash-error")
 
     # the session ends under the page: the next action says so
     await ui.call(ui.context.clear_cookies)

@@ -196,11 +196,14 @@ async function refresh() {
       renderHealth([], fresh);
       renderAnalytics({ summary: emptySummary(), viewers: [], chat: [], health: [] });
     } else {
-      const from = new Date(Date.now() - HEALTH_WINDOW_MS).toISOString();
+      // an explicit `to`: an ended stream's default range ends a minute after it did
+      const now = Date.now();
+      const from = new Date(now - HEALTH_WINDOW_MS).toISOString();
+      const to = new Date(now).toISOString();
       const charts = state.refreshes % CHARTS_EVERY === 0 || fresh.status !== stream.status;
       const [recent, full] = await Promise.all([
         api("GET", `/api/streams/${stream.id}/analytics?from=${encodeURIComponent(from)}` +
-            "&resolution=raw"),
+            `&to=${encodeURIComponent(to)}&resolution=raw`),
         charts ? api("GET", `/api/streams/${stream.id}/analytics`) : null,
       ]);
       renderHealth(recent.health, fresh);
