@@ -2,8 +2,9 @@
 
 A channel's owner appoints a moderator (API). A troll, in their own browser context, chats
 on the channel page; one of their messages is held by the toxicity model. The moderator
-opens /moderation?channel=<owner>: the held message is in the review queue (removed from
-there), the troll's visible message is in the recent chat, picked from there and banned
+opens /moderation?channel=<owner>: the held messages are in the review queue (one removed
+from there, one approved, which then shows in the recent chat), the troll's visible message
+is in the recent chat, picked from there and banned
 with a reason; the troll's channel page says they are banned and stops letting them post,
 the API refuses their next post, and the audit log in the dashboard lists the ban and the
 removal. The troll appeals: the moderator who banned them may not decide (the page says
@@ -59,32 +60,44 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
                           headers=owner)
         assert r.status_code == 200, r.text
 
-        # the troll chats in the channel page: one message shown, one held for review
+        # the troll chats in the channel page: one message shown, two held for review
         troll = await open_page(browser, base)
         await sign_in(troll, "troll", PASSWORD, next_path=f"/channel/{stream_id}")
         await troll.until("!document.querySelector('#chat-input').disabled",
                           what="the chat open for posting")
-        for text in ("buy followers at example dot com", HELD):
+        for text in ("buy followers at example dot com", HELD, HELD.upper()):
             await troll.fill("#chat-input", text)
             await troll.press("#chat-input", "Enter")
-        await troll.until("document.querySelectorAll('#chat-log li').length >= 2",
-                          what="both messages in the troll's log")
+        await troll.until("document.querySelectorAll('#chat-log li').length >= 3",
+                          what="the messages in the troll's log")
 
         mod = await open_page(browser, base)
         await sign_in(mod, "mod", PASSWORD, next_path=f"/moderation?channel={ids['owner']}")
         await mod.until_visible("#mod-body")
         assert "moderator" in await mod.text("#channel-line")
-        await mod.until("t => document.querySelector('#review-list').textContent.includes(t)",
-                        HELD, what="the held message in the review queue")
+        await mod.until("document.querySelectorAll('#review-list li').length === 2",
+                        what="the held messages in the review queue")
         await mod.until("document.querySelector('#chat-list').textContent"
                         ".includes('buy followers')", what="the troll's message in recent chat")
         assert HELD not in await mod.text("#chat-list")  # held: nobody sees it
         assert not await mod.serious_violations(), "axe: the moderation dashboard"
 
-        # remove the held message from the queue
-        await mod.click("#review-list li button.danger")
-        await mod.until_visible("#review-empty")
+        # remove one held message, approve the other: it reaches the room
+        held_id = await mod.evaluate(
+            "t => [...document.querySelectorAll('#review-list li')]"
+            ".find(li => li.querySelector('p').textContent === 'troll: ' + t)"
+            ".dataset.messageId", HELD)  # exact: Playwright's text matching ignores case
+        await mod.click(f"#review-list li[data-message-id='{held_id}'] "
+                        "button:has-text('Remove')")
+        await mod.until("document.querySelectorAll('#review-list li').length === 1",
+                        what="one left in the queue")
         assert "Removed troll" in await mod.text("#mod-status")
+        await mod.click("#review-list li button:has-text('Approve')")
+        await mod.until_visible("#review-empty")
+        assert "Approved troll" in await mod.text("#mod-status")
+        await mod.until("t => document.querySelector('#chat-list').textContent.includes(t)",
+                        HELD.upper(), what="the approved message in recent chat")
+        assert HELD not in await mod.text("#chat-list")
 
         # pick the troll from recent chat, ban with a reason
         await mod.click("#chat-list li button:has-text('Pick troll')")
