@@ -58,7 +58,19 @@ function button(label, onClick, { className = "", describedBy = null } = {}) {
   return b;
 }
 
+const rendered = new Map(); // list id -> what it shows now
+
+/** Redraw a list only when what it shows changed: the periodic refresh must not take the
+ * keyboard focus away from a button in an unchanged list. */
+function changed(listId, items) {
+  const key = JSON.stringify([items, [...state.names]]);
+  if (rendered.get(listId) === key) return false;
+  rendered.set(listId, key);
+  return true;
+}
+
 function renderList(listId, emptyId, items, render) {
+  if (!changed(listId, items)) return;
   const list = $(listId);
   list.replaceChildren(...items.map(render));
   $(emptyId).hidden = items.length > 0;
@@ -174,6 +186,7 @@ async function loadAppeals() {
 async function loadAudit() {
   const page = await api("GET", `/api/channels/${state.channel}/audit?limit=50`);
   await learnNames(page.items.flatMap((e) => [e.actor_id, e.target_user_id]));
+  if (!changed("audit-body", page.items)) return;
   const body = $("audit-body");
   body.replaceChildren(...page.items.map((e) => {
     const tr = document.createElement("tr");
