@@ -85,6 +85,14 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
     assert key and publish_url == f"{platform.url('media', 'rtmp')}/{key}"
     assert await ui.value("#ingest-url") == platform.url("media", "rtmp")
     assert publish_url in await ui.text("#ffmpeg-cmd")
+    # the copy button puts the key on the clipboard
+    context = ui.context
+    await ui.call(lambda: context.grant_permissions(["clipboard-read", "clipboard-write"],
+                                                    origin=base))
+    await ui.click("button[data-copy=stream-key]")
+    await ui.until("document.querySelector('#copy-status').textContent === 'Copied.'",
+                   what="the copy confirmed")
+    assert await ui.evaluate("navigator.clipboard.readText()") == key
     stream_id = await ui.evaluate(
         "document.querySelector('.stream-pick[aria-pressed=true]').dataset.streamId")
     assert await ui.text("#stream-h") == "Speedrun practice"

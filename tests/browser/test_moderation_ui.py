@@ -148,7 +148,7 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
                            json={"client_id": "after-appeal", "text": "thanks"})
         assert r.status_code == 201, r.text
 
-        # a time-out and slow mode, from the keyboard
+        # a time-out, and slow mode saved with Enter
         await streamer.fill("#target-user", ids["troll"])
         await streamer.call(lambda: streamer.page.select_option("#duration", "60"))
         await streamer.click("#timeout-button")
