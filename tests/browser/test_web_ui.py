@@ -103,10 +103,20 @@ async def test_accounts_search_and_pages(tmp_path: Path, browser: Browser) -> No
                 alert = page.wait_for_selector("#login-error", state="visible")
                 assert alert.text_content()
                 check_page(page, "login")
-                page.fill("#password", PASSWORD)
-                page.click("#login-form button[type=submit]")
+                # keyboard only: tab to the password field, type, Enter submits
+                page.focus("#login")
+                page.keyboard.press("Tab")
+                assert page.evaluate("document.activeElement.id") == "password"
+                page.keyboard.press("Control+A")
+                page.keyboard.type(PASSWORD)
+                page.keyboard.press("Enter")
                 page.wait_for_url(f"{base}/account")
                 ready(page)
+
+                goto(page, f"{base}/no/such/page")
+                page.wait_for_selector("h1 >> text=Page not found")
+                check_page(page, "notfound")
+                goto(page, f"{base}/account")
 
                 # a taken username is a clear error on the form
                 other = open_page(new_context_of(page), f"{base}/register")

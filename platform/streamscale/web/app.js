@@ -249,11 +249,15 @@ export function renderHeader(s = session) {
 // (EventSource sends same-origin cookies). The stream ends with `event: expired` when the
 // access token does; we refresh the session and reconnect.
 let events = null;
+let eventFailures = 0;
 
 function listenForLive() {
   if (events || !session.user) return;
   events = new EventSource("/api/me/notifications");
-  events.addEventListener("open", () => { document.body.dataset.live = "listening"; });
+  events.addEventListener("open", () => {
+    eventFailures = 0;
+    document.body.dataset.live = "listening";
+  });
   events.addEventListener("live", (e) => {
     try {
       const data = JSON.parse(e.data);
@@ -262,11 +266,15 @@ function listenForLive() {
       document.dispatchEvent(new CustomEvent("streamscale:live", { detail: data }));
     } catch (_) { /* malformed event */ }
   });
+  // The browser retries dropped connections itself; a refused one (401 when the access
+  // cookie lapsed, 429 too many streams, 503) is closed: refresh the session and try
+  // again with a growing delay, so a refusal never turns into a tight loop.
   const reconnect = async () => {
     events.close();
     events = null;
+    const delay = Math.min(60000, 1000 * 2 ** eventFailures++);
     try { await refreshSession(); } catch (_) { return; }
-    setTimeout(listenForLive, 1000);
+    setTimeout(listenForLive, delay);
   };
   events.addEventListener("expired", reconnect);
   events.addEventListener("error", () => {

@@ -120,6 +120,12 @@ async def test_pages_and_security_headers(tmp_path: Path) -> None:
         assert js.status_code == 200 and "javascript" in js.headers["content-type"]
         assert_error(await web.get("/static/../pyproject.toml"), 404)
         assert_error(await web.get("/static/nope.js"), 404)
+        # a mistyped page address: a page for a browser, the JSON error for a script
+        page = await web.get("/no/such/page", headers={"Accept": "text/html"})
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "content-security-policy" in page.headers
+        assert_error(await web.get("/no/such/page"), 404, "not_found")
+        assert_error(await web.get("/api/no/such/route", headers={"Accept": "text/html"}), 404)
         api = await web.get("/api/health")
         assert "content-security-policy" not in api.headers  # the API's docs page differs
         spec = (await web.get("/api/openapi.json")).json()

@@ -218,6 +218,12 @@ def content_security_policy(config: Config) -> str:
     ])
 
 
+def _prefers_html() -> bool:
+    """A browser's navigation (text/html above JSON), not a script or curl (*/*)."""
+    accept = request.accept_mimetypes
+    return accept["text/html"] > accept["application/json"]
+
+
 def install(app: Quart, config: Config) -> None:
     """Mount the pages, /static/ and the session routes; headers on UI responses."""
     app.register_blueprint(bp)
@@ -243,7 +249,15 @@ def install(app: Quart, config: Config) -> None:
     @app.after_request
     async def security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if not request.path.startswith("/api/") and request.path != "/metrics":
+        ui = not request.path.startswith("/api/") and request.path not in {"/api", "/metrics"}
+        if ui and response.status_code == 404 and request.method == "GET" and (
+                _prefers_html()):  # a browser's navigation
+            # a person's mistyped address gets a page; a script's fetch keeps the JSON
+            page_response = await send_from_directory(WEB_DIR, "notfound.html")
+            page_response.status_code = 404
+            page_response.headers["X-Request-Id"] = response.headers.get("X-Request-Id", "")
+            response = page_response
+        if ui:
             response.headers["Content-Security-Policy"] = content_security_policy(config)
             response.headers["Referrer-Policy"] = "same-origin"
             response.headers["X-Frame-Options"] = "DENY"
