@@ -235,23 +235,25 @@ async function create(event) {
   event.preventDefault();
   const form = event.target;
   showError("create-error", "");
-  const title = form.title.value.trim();
-  const category = form.category.value.trim();
+  // by id: `form.title` would be the form's own title attribute
+  const [titleInput, categoryInput] = [$("title"), $("category")];
+  const title = titleInput.value.trim();
+  const category = categoryInput.value.trim();
   const missing = [];
-  for (const [input, value] of [[form.title, title], [form.category, category]]) {
+  for (const [input, value] of [[titleInput, title], [categoryInput, category]]) {
     input.setAttribute("aria-invalid", String(!value));
     if (!value) missing.push(input.labels[0].textContent.trim());
   }
   if (missing.length) {
     showError("create-error", `Please fill in: ${missing.join(", ")}.`);
-    (title ? form.category : form.title).focus();
+    (title ? categoryInput : titleInput).focus();
     return;
   }
   const button = $("create-button");
   button.disabled = true;
   try {
     const body = await api("POST", "/api/streams/start",
-                           { title, category, tags: parseTags(form.tags.value) });
+                           { title, category, tags: parseTags($("tags").value) });
     form.reset();
     revealKey(body);
     say(`Stream “${body.stream.title}” created. Copy your key: it is shown only once.`);

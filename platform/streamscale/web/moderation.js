@@ -266,7 +266,7 @@ function decide(appeal, decision) {
 async function banOrTimeout(event) {
   event.preventDefault();
   const form = event.target;
-  const which = event.submitter?.value ?? "ban";
+  const which = event.submitter?.value ?? "timeout";
   const userId = form.user.value.trim();
   form.user.setAttribute("aria-invalid", String(!userId));
   if (!userId) {
