@@ -166,6 +166,25 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                 return b.text_content("#chat-status") or ""
 
             assert "banned" in await on_playwright(browser, banned)
+
+            def too_fast_then_browse() -> str:
+                # past chat.user_rate_per_10s (10) the page says to slow down
+                for i in range(12):
+                    a.wait_for_selector("#chat-input:enabled")
+                    a.fill("#chat-input", f"message number {i}")
+                    a.press("#chat-input", "Enter")
+                    if "too fast" in (a.text_content("#chat-status") or ""):
+                        break
+                status = a.wait_for_selector("#chat-status:has-text('too fast')")
+                said = status.text_content() or ""
+                # ann's browse page: the followed streamer in "following, live now"
+                a.goto(f"{base}/")
+                a.wait_for_selector("body[data-ready='1']", state="attached")
+                a.wait_for_selector("#following-list >> text=Live from the test")
+                a.wait_for_selector("#live-list >> text=Live from the test")
+                return said
+
+            assert "too fast" in await on_playwright(browser, too_fast_then_browse)
         finally:
             await on_playwright(browser, lambda: [c.close() for c in contexts])
         print(f"channel page: currentTime {seen['current_s']:.1f} s, hls.js latency "
