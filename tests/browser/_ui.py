@@ -120,6 +120,22 @@ class UiPage:
         await self.call(lambda: page.set_viewport_size(LAPTOP))
         return paths
 
+    async def overflow_at_phone_width(self) -> int:
+        """How many CSS pixels the page is wider than a 390 px phone screen (0: none,
+        nothing to scroll sideways; a wide table scrolls inside its own region)."""
+        page = self.page
+
+        def measure() -> int:
+            page.set_viewport_size(PHONE)
+            try:
+                wider: int = page.evaluate(
+                    "document.documentElement.scrollWidth - window.innerWidth")
+                return wider
+            finally:
+                page.set_viewport_size(LAPTOP)
+
+        return await self.call(measure)
+
     async def axe_violations(self) -> list[dict[str, Any]]:
         """axe-core run in the page (injected as a script file, not inline: the CSP holds
         for the page's own scripts; Playwright's add_script_tag with a path adds the

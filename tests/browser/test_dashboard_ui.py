@@ -164,6 +164,7 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         assert new_key and new_key != key, dump([key, new_key])
         assert "old one no longer works" in await ui.text("#dash-status")
         await ui.screenshots("dashboard")
+        assert await ui.overflow_at_phone_width() == 0
         await player.close()
         publisher.terminate()
     await ui.close()

@@ -124,6 +124,7 @@ async def test_moderator_bans_from_the_dashboard(platform: RunningPlatform,
                            json={"client_id": "after-ban", "text": "let me back in"})
         assert r.status_code == 403 and r.json()["error"]["code"] == "banned", r.text
         await mod.screenshots("moderation")
+        assert await mod.overflow_at_phone_width() == 0
 
         # the troll appeals; not the moderator who banned them decides, but the owner
         r = await api.post(f"/api/channels/{ids['owner']}/appeals", headers=troll_auth,
