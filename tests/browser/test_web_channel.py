@@ -185,6 +185,14 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                 return said
 
             assert "too fast" in await on_playwright(browser, too_fast_then_browse)
+
+            # the streamer stops: bob's page says the stream ended
+            publisher.terminate()
+            r = await api.post(f"/api/streams/{stream_id}/stop", headers=caster)
+            assert r.status_code in (200, 409), r.text
+            ended = await on_playwright(browser, lambda: b.wait_for_selector(
+                "#player-state:has-text('ended')", timeout=60_000).text_content())
+            assert ended == "This stream has ended."
         finally:
             await on_playwright(browser, lambda: [c.close() for c in contexts])
         print(f"channel page: currentTime {seen['current_s']:.1f} s, hls.js latency "
@@ -193,5 +201,4 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
         assert seen["latency_s"] <= LATENCY_BOUND_S, seen
         history = (await api.get("/api/me/history", headers=ann)).json()
         assert [w["stream_id"] for w in history["items"]] == [stream_id]
-        publisher.terminate()
         nursery.cancel_scope.cancel()
