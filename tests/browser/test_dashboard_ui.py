@@ -6,8 +6,9 @@ with ffmpeg to the RTMP URL the page shows, and the live health the page refresh
 `GET /api/streams/{id}/analytics` shows the publisher's frame rate (30 fps, within
 tolerance), its 2 s keyframe interval and bitrate, and the viewer an hls.js player adds;
 the charts draw (chat messages per minute too, after three posts). Rotating the key asks
-first, then shows a new key. axe-core finds no serious or critical violation; screenshots
-at 1280x800 and 390x844 go to reports/ui/.
+first, then shows a new key, and the ingest cuts off the publisher on the old one (the
+stream ends). axe-core finds no serious or critical violation; screenshots at 1280x800 and
+390x844 go to reports/ui/.
 
 Tolerance for the frame rate: the media node measures it from the publisher's timestamps
 over each health sample (analytics.health_sample_s); ffmpeg's 30 fps test source with
@@ -166,5 +167,10 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         await ui.screenshots("dashboard")
         assert await ui.overflow_at_phone_width() == 0
         await player.close()
-        publisher.terminate()
+        # the old key stopped working: the ingest cuts ffmpeg off, the stream ends
+        with trio.fail_after(30):
+            await publisher.wait()
+        assert publisher.returncode != 0
+        await ui.until("document.querySelector('#stream-state').textContent === 'Ended'",
+                       timeout_s=30, what="the stream ended after the rotation")
     await ui.close()
