@@ -99,6 +99,8 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
     assert await ui.text("#stream-h") == "Speedrun practice"
     assert not await ui.serious_violations(), "axe: the dashboard with the key"
 
+    assert await ui.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert key not in await ui.evaluate("location.href + document.cookie")
     # shown once: a reload has no key, and neither has the API
     await ui.goto("/dashboard")
     await ui.until_visible("#stream-panel")
