@@ -84,8 +84,14 @@ async def test_accounts_search_and_pages(tmp_path: Path, browser: Browser) -> No
                 check_page(page, "channel-offline")
                 goto(page, f"{base}/channel/{'0' * 32}")
                 page.wait_for_selector("#stream-title >> text=No such stream")
+                # the access cookie lapses (it lives as long as the token): the page
+                # refreshes the session with the refresh cookie and carries on
+                page.context.clear_cookies(name="ss_access")
                 goto(page, f"{base}/account")
-                page.context.clear_cookies()  # the session lapses (or is revoked)
+                assert page.input_value("#username") == "viewer1"
+                names = {c["name"] for c in page.context.cookies()}
+                assert {"ss_access", "ss_refresh", "ss_csrf"} <= names
+                page.context.clear_cookies()  # the session is gone (or revoked)
                 page.fill("#display-name", "Viewer 1")
                 page.click("#profile-form button[type=submit]")
                 expired = page.wait_for_selector("#profile-error", state="visible")

@@ -74,13 +74,23 @@ async function failure(response) {
   return new ApiFailure(response.status, code, message, requestId);
 }
 
-// Refresh the session cookies once for all callers waiting on it.
+// Refresh the session cookies once for all callers waiting on it. Tabs take turns (Web
+// Locks): a refresh token works once and a reused one signs the login out everywhere,
+// so a tab that waited first asks whether another tab has refreshed already.
 export async function refreshSession() {
   if (!refreshing) {
-    refreshing = rawFetch("POST", "/api/session/refresh").then(async (r) => {
+    const run = async () => {
+      const now = await rawFetch("GET", "/api/session");
+      if (now.ok) {
+        const data = await now.json();
+        if (data.user) return data;
+      }
+      const r = await rawFetch("POST", "/api/session/refresh");
       if (!r.ok) throw await failure(r);
       return r.json();
-    }).finally(() => { refreshing = null; });
+    };
+    const locked = navigator.locks ? navigator.locks.request("streamscale-session", run) : run();
+    refreshing = locked.finally(() => { refreshing = null; });
   }
   return refreshing;
 }
