@@ -21,7 +21,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from quart import Response, request
+from quart import Response, current_app, request
 
 from .errors import ApiError
 
@@ -56,7 +56,11 @@ def cookie_token() -> str:
 
 
 def _secure() -> bool:
-    return request.scheme in {"https", "wss"}
+    """Secure cookies when the browser reaches us over https: directly, or through a
+    TLS-terminating proxy named in gateway.public_url."""
+    deps = current_app.extensions.get("streamscale")
+    public_url = str(getattr(getattr(deps, "config", None), "gateway_url", ""))
+    return request.scheme in {"https", "wss"} or public_url.startswith("https://")
 
 
 def set_session(response: Response, *, access_token: str, access_ttl_s: int,
