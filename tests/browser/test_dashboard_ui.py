@@ -2,9 +2,10 @@
 
 A streamer signs in through the login page, creates a stream in the dashboard, sees the
 key once (a reload does not show it again, and the API keeps only its hash), publishes
-with ffmpeg to the RTMP URL the page shows, and the live health the page refreshes from
-`GET /api/streams/{id}/analytics` shows the publisher's frame rate (30 fps, within
-tolerance), its 2 s keyframe interval and bitrate, and the viewer an hls.js player adds;
+with the ffmpeg command line the page shows (a test pattern as its input), and the live
+health the page refreshes from `GET /api/streams/{id}/analytics` shows the publisher's
+frame rate (30 fps, within tolerance), its 2 s keyframe interval and bitrate, and the
+viewer an hls.js player adds;
 the charts draw (chat messages per minute too, after three posts). Rotating the key asks
 first, then shows a new key, and the ingest cuts off the publisher on the old one (the
 stream ends). axe-core finds no serious or critical violation; screenshots at 1280x800 and
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
+import subprocess
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -32,7 +36,7 @@ from streamscale.testing.browser import Browser
 from tests.services.helpers import register
 
 from ._ui import dump, open_page, sign_in
-from .conftest import start_publisher
+from .conftest import FFMPEG
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,6 +57,19 @@ async def platform(tmp_path: Path) -> AsyncIterator[RunningPlatform]:
     services = ("gateway", "media", "origin", "edge", "analytics", "chat")
     async with running_platform(config, services) as running:
         yield running
+
+
+def _page_command(shown: str) -> list[str]:
+    """The ffmpeg line the page shows, run as is but for its input: a 30 fps test pattern
+    and a tone for 120 s instead of input.mp4."""
+    cmd = shlex.split(shown)
+    at = cmd.index("input.mp4")
+    assert cmd[0] == "ffmpeg" and cmd[at - 1] == "-i", cmd
+    source = ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+              "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "120",
+              "-pix_fmt", "yuv420p"]
+    return [FFMPEG, "-hide_banner", "-loglevel", "error", *cmd[1:at - 1], *source,
+            *cmd[at + 1:]]
 
 
 def _number(text: str) -> float:
@@ -85,7 +102,8 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
     publish_url = await ui.value("#publish-url")
     assert key and publish_url == f"{platform.url('media', 'rtmp')}/{key}"
     assert await ui.value("#ingest-url") == platform.url("media", "rtmp")
-    assert publish_url in await ui.text("#ffmpeg-cmd")
+    shown_cmd = await ui.text("#ffmpeg-cmd")
+    assert publish_url in shown_cmd
     # the copy button puts the key on the clipboard
     context = ui.context
     await ui.call(lambda: context.grant_permissions(["clipboard-read", "clipboard-write"],
@@ -110,7 +128,9 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         assert key not in (await api.get(f"{platform.api_url}/streams/{stream_id}")).text
 
     async with trio.open_nursery() as nursery:
-        publisher = await start_publisher(nursery, publish_url, 120)
+        publisher = await nursery.start(partial(
+            trio.run_process, _page_command(shown_cmd), check=False,
+            stderr=subprocess.DEVNULL))
         await ui.until("document.querySelector('#stream-state').textContent === 'Live'",
                        timeout_s=60, what="the stream live")
         fps = _number(await ui.until(

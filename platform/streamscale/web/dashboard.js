@@ -36,9 +36,11 @@ function say(message) {
 
 // -- key panel ----------------------------------------------------------------------------
 
+// A keyframe every 2 s whatever the source's frame rate (the segments are 2 s long).
 export function ffmpegCommand(publishUrl) {
   return "ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -tune zerolatency " +
-    "-g 60 -keyint_min 60 -b:v 3000k -c:a aac -b:a 128k -f flv " +
+    "-force_key_frames \"expr:gte(t,n_forced*2)\" -sc_threshold 0 -b:v 3000k " +
+    "-c:a aac -b:a 128k -f flv " +
     `"${publishUrl}"`;
 }
 
