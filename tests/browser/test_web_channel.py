@@ -194,6 +194,8 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                 a.wait_for_selector("body[data-ready='1']", state="attached")
                 a.wait_for_selector("#following-list >> text=Live from the test")
                 a.wait_for_selector("#live-list >> text=Live from the test")
+                a.wait_for_selector("#recs-list >> text=Live from the test")
+                check_page(a, "browse-signed-in")
                 return said
 
             assert "too fast" in await on_playwright(browser, too_fast_then_browse)
