@@ -157,7 +157,13 @@ class UiPage:
         return [v for v in await self.axe_violations()
                 if v["impact"] in ("serious", "critical")]
 
+    def page_errors(self) -> list[str]:
+        """Uncaught exceptions in the page's scripts so far."""
+        return [line for line in self.console if line.startswith("pageerror")]
+
     async def close(self) -> None:
+        """Close the context; fails the test if the page's scripts threw."""
+        assert not self.page_errors(), self.page_errors()
         context = self.context
         await self.call(context.close)
 
