@@ -169,6 +169,9 @@ function renderAnalytics(body) {
   $("s-unique").textContent = String(s.unique_viewers);
   $("s-watch").textContent = `${formatNumber(s.watch_minutes)} min`;
   $("s-chat").textContent = `${s.chat_messages} (${formatNumber(s.chat_messages_per_minute)}/min)`;
+  const renditions = Object.entries(s.viewers_by_rendition ?? {})
+    .sort(([, a], [, b]) => b - a).map(([name, n]) => `${name}: ${n}`);
+  $("s-renditions").textContent = renditions.length ? renditions.join(", ") : "–";
   const charts = [
     ["c-viewers", series(body.viewers, "concurrent"),
      { label: "Concurrent viewers", unit: "viewers" }],
