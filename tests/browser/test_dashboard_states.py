@@ -78,11 +78,11 @@ async def test_dashboard_states_and_charts(platform: RunningPlatform,
     assert charts["order"] == [3, 4, 7]  # sorted by time
     assert charts["title"] == "Viewers" and charts["role"] == "img"
     assert charts["desc"] == charts["summary"]
-    assert "latest 7 viewers, highest 7 viewers (3 points)" in charts["summary"]
+    assert "latest 7, highest 7 (viewers; 3 points)." in charts["summary"]
     assert charts["labels"][:3] == ["0", "5", "10"]  # y axis: 0, half, the nice max
     assert charts["segments"] == 3
     assert charts["empty"] == "Chat: no data yet." and charts["emptyText"] == "No data yet"
-    assert "latest 2 kbps" in charts["single"] and charts["singleLine"]
+    assert "latest 2, highest 2 (kbps; 1 point)." in charts["single"] and charts["singleLine"]
     assert charts["bars"] == 3
     assert charts["nice"] == [1, 0.5, 1, 10, 20, 2500, 5000]
 

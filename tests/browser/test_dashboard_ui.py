@@ -168,7 +168,7 @@ async def test_streamer_goes_live_from_the_dashboard(platform: RunningPlatform,
         assert await ui.evaluate("document.querySelectorAll('#c-chat rect.chart-bar')"
                                  ".length") >= 1
         await ui.until("document.querySelector('#c-viewers-cap').textContent"
-                       ".includes('highest 1 ')", timeout_s=45, what="the viewers chart")
+                       ".includes('highest 1 (viewers')", timeout_s=45, what="the viewers chart")
         assert (await ui.text("#s-renditions")).endswith(": 1")  # hls.js's pick
         assert await ui.evaluate("document.querySelectorAll('#c-bitrate path.chart-line')"
                                  ".length") == 1

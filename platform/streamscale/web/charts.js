@@ -58,8 +58,9 @@ export function describe(points, { label, unit }) {
   const max = Math.max(...points.map((p) => p.v));
   const from = formatTime(points[0].t);
   const to = formatTime(points[points.length - 1].t);
-  return `${label} from ${from} to ${to}: latest ${formatNumber(last)} ${unit}, ` +
-    `highest ${formatNumber(max)} ${unit} (${points.length} points).`;
+  const count = `${points.length} ${points.length === 1 ? "point" : "points"}`;
+  return `${label} from ${from} to ${to}: latest ${formatNumber(last)}, ` +
+    `highest ${formatNumber(max)} (${unit}; ${count}).`;
 }
 
 /**
