@@ -21,7 +21,8 @@ second (the smallest HLS allows) and the hold carries the rest of `steering_ttl_
 player reloads a second after each answer, so one of its reloads is waiting here
 (steering_ttl_s - 1) / steering_ttl_s of the time and hears of a dead CDN as soon as the
 prober does, else within a second, for the same request rate as a plain TTL of
-`steering_ttl_s`. (With the TTL itself as the hold, a player's reload waited only half
+`steering_ttl_s` (the hold is at least a second: with `steering_ttl_s` = 1, a reload every
+two seconds, waiting half the time). (With the TTL itself as the hold, a player's reload waited only half
 the time, and hls.js players in the CDN outage drill followed steering up to 3.4 s after it
 moved.) The hold stays under hls.js's 10 s time to first byte for steering manifests. A
 player that sends no `_HLS_pathway` is answered at once and reloads every second.
@@ -49,8 +50,9 @@ class Steering:
                               "origin's own content-steering pathway)")
         self.health = health
         period_s = health.config.steering_ttl_s  # a player's reload period
-        self.hold_s = min(float(period_s - 1), HOLD_MAX_S)
-        self.ttl_s = 1 if self.hold_s > 0 else period_s  # the manifest's TTL
+        # at least a second: with steering_ttl_s = 1 a reload still waits half the time
+        self.hold_s = min(max(float(period_s - 1), 1.0), HOLD_MAX_S)
+        self.ttl_s = 1  # the manifest's TTL
         self.origin_url = origin_url.rstrip("/")
         self._priority: tuple[int, list[str]] = (-1, [])
         self._manifests: dict[str, tuple[int, bytes]] = {}
