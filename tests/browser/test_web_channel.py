@@ -157,20 +157,45 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                                                "ls => ls.map(l => l.textContent)")
                 assert HELD not in " ".join(texts), texts
                 check_page(a, "channel")
-                seen["bob_message"] = a.get_attribute(
-                    "#chat-log li[data-state=visible]:has-text('bob here')", "data-message-id")
                 return seen
 
             seen = await on_playwright(browser, quality_and_chat)
-            # a moderator (the streamer) removes bob's message, then bans bob
-            r = await api.delete(f"/api/streams/{stream_id}/chat/{seen['bob_message']}",
-                                 headers=caster)
-            assert r.status_code == 200, r.text
-            removed = f"#chat-log li[data-message-id='{seen['bob_message']}'][data-state=removed]"
-            await on_playwright(browser, lambda: a.wait_for_selector(removed))
-            r = await api.post(f"/api/channels/{body['stream']['user_id']}/bans",
-                               json={"user_id": bob_id, "reason": "test"}, headers=caster)
-            assert r.status_code in (200, 201), r.text
+            # the streamer moderates from the chat panel of their own channel page: the
+            # actions are on other people's lines there, and nowhere on ann's or bob's page
+            staff_context = await on_playwright(browser, lambda: new_context(browser))
+            contexts = (*contexts, staff_context)
+
+            def moderate_from_the_panel() -> None:
+                c = staff_context.new_page()
+                sign_in(c, base, "caster", PASSWORD)
+                c.goto(channel)
+                c.wait_for_selector("body[data-ready='1']", state="attached")
+                c.wait_for_selector("#chat-log[data-joined='1']")
+                c.wait_for_selector("#moderate-link:visible")
+                assert a.locator(".mod-actions").count() == 0  # viewers get no actions
+                assert a.is_hidden("#moderate-link")
+                b.fill("#chat-input", "bob says this now")
+                b.press("#chat-input", "Enter")
+                line = "#chat-log li[data-state=visible]:has-text('bob says this now')"
+                c.wait_for_selector(line)
+                c.click(f"{line} .mod-actions button:has-text('Remove')")
+                bob_line = b.get_attribute(line, "data-message-id")
+                removed = f"#chat-log li[data-message-id='{bob_line}'][data-state=removed]"
+                for page in (a, b, c):
+                    page.wait_for_selector(removed)
+                b.wait_for_selector("#chat-input:enabled")
+                b.fill("#chat-input", "bob again")
+                b.press("#chat-input", "Enter")
+                again = "#chat-log li[data-state=visible]:has-text('bob again')"
+                c.wait_for_selector(again)
+                check_page(c, "channel-moderator")
+                c.click(f"{again} .mod-actions button:has-text('Ban')")
+                c.wait_for_selector("#mod-status:has-text('Banned bob')", state="attached")
+
+            await on_playwright(browser, moderate_from_the_panel)
+            bans = (await api.get(f"/api/channels/{body['stream']['user_id']}/bans",
+                                  headers=caster)).json()["items"]
+            assert [ban["user_id"] for ban in bans] == [bob_id]
 
             def banned() -> str:
                 b.wait_for_selector("#chat-log[data-closed=banned]")

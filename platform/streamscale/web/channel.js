@@ -216,10 +216,67 @@ function setCanPost(value) {
   send.disabled = !open;
 }
 
+// --- moderation from the chat panel (the channel's owner and its moderators) ----------
+// Each other person's line gets Remove, Time out (10 min) and Ban; the room's own
+// `deleted` frame marks a line removed for everyone, and the API refuses anyone else.
+let staff = false;
+
+async function findStaff() {
+  const me = session_.user;
+  if (!me || !stream) return false;
+  if (stream.user_id === me.id) return true;
+  try {
+    await api("GET", `/api/channels/${stream.user_id}/moderators/${me.id}`);
+    return true;
+  } catch (_) {
+    return false;  // 404 not_a_moderator: no actions shown
+  }
+}
+
+async function moderate(label, call) {
+  try {
+    await call();
+    chatStatus("");
+    notifyMod(label);
+  } catch (err) {
+    chatStatus(explain(err));
+  }
+}
+
+function notifyMod(text) {
+  const el = $("mod-status");
+  el.textContent = text;
+}
+
+function modActions(message) {
+  const channel = stream.user_id;
+  const who = message.username || "this user";
+  const button = (text, title, onClick) => {
+    const b = h("button", { type: "button", class: "secondary small", title,
+                            "aria-label": `${text} ${who}` }, text);
+    b.addEventListener("click", () => { b.disabled = true; onClick().finally(() => {
+      b.disabled = false; }); });
+    return b;
+  };
+  return h("span", { class: "mod-actions" },
+    button("Remove", "Remove this message", () => moderate(`Removed ${who}'s message.`,
+      () => api("DELETE", `/api/streams/${streamId}/chat/${message.id}`))),
+    button("Time out", "Time out for 10 minutes", () => moderate(
+      `Timed out ${who} for 10 minutes.`, () => api("POST", `/api/channels/${channel}/timeouts`,
+        { user_id: message.user_id, duration_s: 600, reason: "timed out from the chat" }))),
+    button("Ban", "Ban from this channel's chat", () => moderate(`Banned ${who}.`,
+      () => api("POST", `/api/channels/${channel}/bans`,
+        { user_id: message.user_id, reason: "banned from the chat" }))));
+}
+
 function line(message, state) {
   const li = h("li", { "data-state": state, "data-message-id": message.id || null },
     h("span", { class: "who" }, message.username || "deleted user"),
     h("span", { class: "text" }, message.text));
+  if (staff && message.id && message.user_id && message.user_id !== session_.user?.id
+      && state === "visible") {
+    li.append(modActions(message));
+  }
   return li;
 }
 
@@ -234,6 +291,7 @@ function markRemoved(li) {
   li.dataset.state = "removed";
   li.className = "removed";
   li.querySelector(".text").textContent = "message removed by a moderator";
+  li.querySelector(".mod-actions")?.remove();
 }
 
 const REFUSALS = {
@@ -387,6 +445,12 @@ setInterval(() => {
 try {
   await loadStream();
   showStreamer().catch(() => {});
+  staff = await findStaff();
+  if (staff) {
+    const link = $("moderate-link");
+    link.href = `/moderation?channel=${encodeURIComponent(stream.user_id)}`;
+    link.hidden = false;
+  }
   if (stream.status === "live") startPlayer();
   else {
     playerState(offlineText(stream.status));
