@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import quote
 
+import gevent  # type: ignore[import-untyped]
 from locust.env import Environment
 
 from sim.scenario import load_scenario
@@ -54,6 +56,27 @@ class Schedule:
             return due_s - now_s - LEAD_S
         self.next_index += 1
         return due_s, arrival
+
+
+def next_session(environment: Environment, due: Schedule,
+                 lateness: str) -> tuple[float, Arrival] | None:
+    """A slot's next session from `due`, begun on time: (scheduled time on time.monotonic,
+    arrival) after sleeping until it is due, with how late it began reported as the metric
+    `lateness`; None (after a short sleep: call again) while none is due or all are taken.
+    Lateness is a session picked up after its time because every slot was busy."""
+    taken = due.take_due(time.monotonic())
+    if taken is None:  # every session of the run is spoken for: idle until the stop
+        gevent.sleep(1.0)
+        return None
+    if isinstance(taken, float):  # none due yet: look again (a free slot, not a claim)
+        gevent.sleep(min(taken, 0.05))
+        return None
+    scheduled_s, arrival = taken
+    delay_s = scheduled_s - time.monotonic()
+    if delay_s > 0:
+        gevent.sleep(delay_s)
+    metric(environment, lateness, max(0.0, -delay_s))
+    return scheduled_s, arrival
 
 
 @cache

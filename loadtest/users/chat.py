@@ -21,13 +21,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-import gevent  # type: ignore[import-untyped]
 import websocket
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from ._accounts import sign_up
-from ._common import chat_schedule, chat_token, metric, plan, settings
+from ._common import chat_schedule, chat_token, metric, next_session, plan, settings
 
 WS = "WS"
 
@@ -59,18 +58,10 @@ class ChatUser(FastHttpUser):
 
     @task
     def session(self) -> None:
-        taken = chat_schedule().take_due(time.monotonic())
-        if taken is None:  # every chat session of the run is spoken for
-            gevent.sleep(1.0)
-            return
-        if isinstance(taken, float):  # none due yet: a free slot, not a claim
-            gevent.sleep(min(taken, 0.05))
+        taken = next_session(self.environment, chat_schedule(), "chat join lateness")
+        if taken is None:
             return
         scheduled_s, arrival = taken
-        delay_s = scheduled_s - time.monotonic()
-        if delay_s > 0:
-            gevent.sleep(delay_s)
-        metric(self.environment, "chat join lateness", max(0.0, -delay_s))
         end_s = scheduled_s + arrival.session_s
         s = settings()
         try:

@@ -41,7 +41,7 @@ from ..hls import (
     parse_media_shared,
     steering_pathway,
 )
-from ._common import cmcd_query, metric, schedule, settings, with_query
+from ._common import cmcd_query, metric, next_session, schedule, settings, with_query
 
 log = logging.getLogger(__name__)
 MAX_ERRORS = 8  # consecutive failed requests before the viewer gives up (abandons)
@@ -77,18 +77,10 @@ class HlsPlayer(FastHttpUser):
 
     @task
     def session(self) -> None:
-        taken = schedule().take_due(time.monotonic())
-        if taken is None:  # every join of the run is spoken for: idle until the stop
-            gevent.sleep(1.0)
-            return
-        if isinstance(taken, float):  # none due yet: look again (a free slot, not a claim)
-            gevent.sleep(min(taken, 0.05))
+        taken = next_session(self.environment, schedule(), "join lateness")
+        if taken is None:
             return
         scheduled_s, arrival = taken
-        delay_s = scheduled_s - time.monotonic()
-        if delay_s > 0:
-            gevent.sleep(delay_s)
-        metric(self.environment, "join lateness", max(0.0, -delay_s))
         low_latency = random.random() >= self.settings.classic_share
         _Session(self, scheduled_s, scheduled_s + arrival.session_s, low_latency).play()
 
