@@ -159,6 +159,18 @@ async def test_waiters_answered_in_one_pass_keep_their_connections_right(
     assert origin.counts[reload.encode()] == 1
 
 
+async def _held_until_published(edge: Edge, feed: LiveFeeder, path: str) -> bytes:
+    """A blocking reload through `edge`, parked until the feeder publishes the next part."""
+    client = await RawClient.connect(edge.url)
+    await client.send_raw(get(path))
+    await parked(edge, 1)
+    feed.parts(1)
+    answer = await client.response()
+    await client.aclose()
+    assert answer is not None and answer[0].status_code == 200
+    return answer[1]
+
+
 async def test_a_joining_viewer_gets_the_playlist_the_last_blocking_reload_brought(
     origin: CountingOrigin, edge: Edge
 ) -> None:
@@ -170,15 +182,7 @@ async def test_a_joining_viewer_gets_the_playlist_the_last_blocking_reload_broug
     plain = "/live/s1/hi/index.m3u8"
     first = await _playlist(edge, plain)  # cached for a second
     msn, part = _next_part(first)
-    reload = f"{plain}?_HLS_msn={msn}&_HLS_part={part}"
-    client = await RawClient.connect(edge.url)
-    await client.send_raw(get(reload))
-    await parked(edge, 1)
-    feed.parts(1)
-    answer = await client.response()
-    await client.aclose()
-    assert answer is not None and answer[0].status_code == 200
-    newest = answer[1]
+    newest = await _held_until_published(edge, feed, f"{plain}?_HLS_msn={msn}&_HLS_part={part}")
     assert f"{msn}.{part}.m4s".encode() in newest and newest != first
     joined = await RawClient.connect(edge.url)
     await joined.send_raw(get(plain))
@@ -190,12 +194,6 @@ async def test_a_joining_viewer_gets_the_playlist_the_last_blocking_reload_broug
     assert origin.counts[plain.encode()] == 1  # the plain URL went upstream once
     # a delta update (`_HLS_skip`) is not the whole playlist: it never replaces it
     msn, part = _next_part(newest)
-    delta = f"{plain}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES"
-    skipper = await RawClient.connect(edge.url)
-    await skipper.send_raw(get(delta))
-    await parked(edge, 1)
-    feed.parts(1)
-    answer = await skipper.response()
-    await skipper.aclose()
-    assert answer is not None and answer[0].status_code == 200
+    await _held_until_published(
+        edge, feed, f"{plain}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES")
     assert await _playlist(edge, plain) == newest
