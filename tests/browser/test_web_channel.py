@@ -1,8 +1,8 @@
 """The channel page in Chromium: a stream ffmpeg publishes plays in the page (the video's
-currentTime advances, the latency readout stays under the LL-HLS bound the playback tests
-use), the quality selector pins a rendition, playback records a watch, and two signed-in
-browser contexts exchange chat over the WebSocket; axe-core and screenshots as for every
-page (reports/ui/channel-*.png)."""
+currentTime advances, the latency readout stays under the LL-HLS target, 2.0 s), the
+quality selector pins a rendition, playback records a watch, two signed-in browser
+contexts exchange chat over the WebSocket, and the streamer moderates from the chat
+panel; axe-core and screenshots as for every page (reports/ui/channel-*.png)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from streamscale.testing import make_config, running_platform
 from streamscale.testing.browser import Browser
 
 from .conftest import start_publisher, wait_for_master
-from .test_playback import LATENCY_BOUND_S
 from .web_ui import check_page, new_context, on_playwright, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "pass word 1"
+LL_HLS_TARGET_S = 2.0
 HELD = "that was a stupid mistake by me"  # the model scores it 0.99 (README, Chat)
 
 
@@ -178,8 +178,8 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
                 b.press("#chat-input", "Enter")
                 line = "#chat-log li[data-state=visible]:has-text('bob says this now')"
                 c.wait_for_selector(line)
+                bob_line = c.get_attribute(line, "data-message-id")  # before it is removed
                 c.click(f"{line} .mod-actions button:has-text('Remove')")
-                bob_line = b.get_attribute(line, "data-message-id")
                 removed = f"#chat-log li[data-message-id='{bob_line}'][data-state=removed]"
                 for page in (a, b, c):
                     page.wait_for_selector(removed)
@@ -237,7 +237,9 @@ async def test_channel_plays_and_chats(tmp_path: Path, browser: Browser) -> None
         print(f"channel page: currentTime {seen['current_s']:.1f} s, hls.js latency "
               f"{seen['latency_s']:.2f} s (target {seen['target_s']} s), "
               f"{seen['rendition']}")
-        assert seen["latency_s"] <= LATENCY_BOUND_S, seen
+        # the LL-HLS target: glass-to-glass p95 2.0 s (bench/glass_to_glass.py, DESIGN.md);
+        # the readout (hls.js latency) leaves out capture -> ingest, so it must be under it
+        assert seen["latency_s"] <= LL_HLS_TARGET_S, seen
         history = (await api.get("/api/me/history", headers=ann)).json()
         assert [w["stream_id"] for w in history["items"]] == [stream_id]
         nursery.cancel_scope.cancel()

@@ -22,10 +22,11 @@ player reloads a second after each answer, so one of its reloads is waiting here
 (steering_ttl_s - 1) / steering_ttl_s of the time and hears of a dead CDN as soon as the
 prober does, else within a second, for the same request rate as a plain TTL of
 `steering_ttl_s` (the hold is at least a second: with `steering_ttl_s` = 1, a reload every
-two seconds, waiting half the time). (With the TTL itself as the hold, a player's reload waited only half
-the time, and hls.js players in the CDN outage drill followed steering up to 3.4 s after it
-moved.) The hold stays under hls.js's 10 s time to first byte for steering manifests. A
-player that sends no `_HLS_pathway` is answered at once and reloads every second.
+two seconds, waiting half the time). (With the TTL itself as the hold, a player's reload
+waited only half the time, and hls.js players in the CDN outage drill followed steering up
+to 3.4 s after it moved.) The hold stays under hls.js's 10 s time to first byte for
+steering manifests. A player that sends no `_HLS_pathway` is answered at once and reloads
+every second.
 """
 
 from __future__ import annotations
