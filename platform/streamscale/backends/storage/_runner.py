@@ -7,13 +7,15 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import trio
-from sqlalchemy import Connection, Engine, Select
+from sqlalchemy import Connection, Engine, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from . import _rows
 from ._engine import SINGLE_READ_OPTION, WRITE_OPTION, is_sqlite_memory
 from ._sealing import Sealer, SecretsKeyError
+
+_ROWS_PER_INSERT = 500  # rows a statement: 24 parameters a rollup row, well under 32,766
 
 T = TypeVar("T")
 
@@ -96,6 +98,21 @@ class SqlRunner:
                 return fn(conn)
 
         return await self._call(work, write=True)
+
+    async def _insert_new(self, table: Table, rows: Sequence[dict[str, Any]],
+                          keys: Sequence[str]) -> None:
+        """Insert `rows` in one transaction, `_ROWS_PER_INSERT` a statement (SQLite takes
+        at most 32,766 parameters); a row whose `keys` are already stored is kept as it
+        is, so a retried write never fails or doubles."""
+        if not rows:
+            return
+
+        def work(conn: Connection) -> None:
+            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                conn.execute(self._insert(table).values(list(rows[i:i + _ROWS_PER_INSERT]))
+                             .on_conflict_do_nothing(index_elements=list(keys)))
+
+        await self._write(work)
 
     async def _one(self, stmt: Select[Any], convert: Callable[[Any], T]) -> T | None:
         row = await self._read(lambda conn: conn.execute(stmt).one_or_none())

@@ -21,7 +21,7 @@ from . import _rows
 from ._cursor import check_limit
 from ._interface_analytics import ChatActivity, HealthSample, Rollup
 from ._records import ViewerSample
-from ._runner import SqlRunner
+from ._runner import _ROWS_PER_INSERT, SqlRunner
 from ._tables import (
     CHAT_STATUSES,
     analytics_rollup_state,
@@ -30,8 +30,6 @@ from ._tables import (
     ingest_health,
     viewer_samples,
 )
-
-_ROWS_PER_INSERT = 500  # 24 parameters a rollup row: well under SQLite's 32,766
 
 
 def _health_values(s: HealthSample) -> dict[str, Any]:
@@ -68,17 +66,8 @@ def bucket_start(at: datetime, bucket_s: int) -> datetime:
 
 class AnalyticsMixin(SqlRunner):
     async def add_health_samples(self, samples: Sequence[HealthSample]) -> None:
-        if not samples:
-            return
-        rows = [_health_values(s) for s in samples]
-
-        def work(conn: Connection) -> None:
-            for i in range(0, len(rows), _ROWS_PER_INSERT):
-                conn.execute(self._insert(ingest_health)
-                             .values(rows[i:i + _ROWS_PER_INSERT])
-                             .on_conflict_do_nothing(index_elements=["stream_id", "at"]))
-
-        await self._write(work)
+        await self._insert_new(ingest_health, [_health_values(s) for s in samples],
+                               ("stream_id", "at"))
 
     async def list_health_samples(
         self, stream_id: str, *, since: datetime | None = None,

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, case, select, update
+from sqlalchemy import case, select, update
 
 from . import _rows
 from ._cursor import check_limit
 from ._records import ViewerSample
 from ._runner import SqlRunner
 from ._tables import streams, viewer_samples
-
-_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32,766 per statement
 
 
 class ViewersMixin(SqlRunner):
@@ -51,17 +49,9 @@ class ViewersMixin(SqlRunner):
     async def add_viewer_samples(self, samples: Sequence[ViewerSample]) -> None:
         """Insert; a sample already stored (same stream and `at`) is kept as it is, so a
         retried write never fails or doubles."""
-        if not samples:
-            return
-        rows = [_rows.viewer_sample_values(s) for s in samples]
-
-        def work(conn: Connection) -> None:
-            for i in range(0, len(rows), _ROWS_PER_INSERT):
-                conn.execute(self._insert(viewer_samples)
-                             .values(rows[i:i + _ROWS_PER_INSERT])
-                             .on_conflict_do_nothing(index_elements=["stream_id", "at"]))
-
-        await self._write(work)
+        await self._insert_new(viewer_samples,
+                               [_rows.viewer_sample_values(s) for s in samples],
+                               ("stream_id", "at"))
 
     async def list_viewer_samples(
         self,
