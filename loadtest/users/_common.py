@@ -10,7 +10,7 @@ from urllib.parse import quote
 import gevent  # type: ignore[import-untyped]
 from locust.env import Environment
 
-from sim.scenario import load_scenario
+from sim.scenario import Scenario, load_scenario
 
 from ..arrivals import Arrival, ArrivalPlan, chat_arrivals
 from ..settings import LoadSettings
@@ -25,9 +25,15 @@ def settings() -> LoadSettings:
 
 
 @cache
+def scenario() -> Scenario:
+    """The run's scenario, read once per generator process."""
+    return load_scenario(settings().scenario)
+
+
+@cache
 def plan() -> ArrivalPlan:
     s = settings()
-    return ArrivalPlan.from_scenario(load_scenario(s.scenario), scale=s.scale,
+    return ArrivalPlan.from_scenario(scenario(), scale=s.scale,
                                      duration_s=s.duration_s)
 
 
@@ -104,8 +110,7 @@ def chat_token() -> str | None:
 def chat_schedule() -> Schedule:
     """The run's chat sessions: the viewers of `schedule()` who open the chat."""
     s = settings()
-    scenario = load_scenario(s.scenario)
-    return Schedule(chat_arrivals(plan().schedule(s.seed), scenario.workload.chat_join_fraction,
+    return Schedule(chat_arrivals(plan().schedule(s.seed), scenario().workload.chat_join_fraction,
                                   s.seed))
 
 

@@ -26,7 +26,7 @@ from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from ._accounts import sign_up
-from ._common import chat_schedule, chat_token, metric, next_session, plan, settings
+from ._common import chat_schedule, chat_token, metric, next_session, plan, scenario, settings
 
 WS = "WS"
 
@@ -45,7 +45,7 @@ class ChatUser(FastHttpUser):
         self.token = token
         self.ids = itertools.count()
         self.ws: websocket.WebSocket | None = None
-        chat_rate = _scenario_chat_rate() * plan().time_scale
+        chat_rate = scenario().workload.chat_msgs_per_viewer_s * plan().time_scale
         self.mean_gap_s = 1.0 / chat_rate if chat_rate > 0 else 3600.0
 
     def on_stop(self) -> None:
@@ -130,9 +130,3 @@ class ChatUser(FastHttpUser):
         self._send({"v": 1, "type": "send", "id": client_id,
                     "text": f"load test message {client_id}"})
         self._timed("send->ack", lambda: self._until("ack", client_id))
-
-
-def _scenario_chat_rate() -> float:
-    from sim.scenario import load_scenario
-
-    return float(load_scenario(settings().scenario).workload.chat_msgs_per_viewer_s)
